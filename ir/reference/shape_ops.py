@@ -1,0 +1,5 @@
+"""TODO"""
+import numpy as np
+
+from ..op import Op
+from .registry import reference
