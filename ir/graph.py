@@ -46,6 +46,7 @@ class Graph:
         self._names: set[str] = set()
         self._counter = itertools.count()
         self._insert_at: tuple[str, Node] | None = None
+        self._node_names: set[str] = set()
 
     # ---- names -------------------------------------------------------------
     def fresh_name(self, hint: str = "v") -> str:
@@ -55,6 +56,14 @@ class Graph:
             name = f"{hint}_{next(self._counter)}"
             if name not in self._names:
                 return name
+
+    def fresh_node_name(self, hint: str) -> str:
+        """Node names are for people and errors: unique, but any string."""
+        name, k = hint, 1
+        while name in self._node_names:
+            name = f"{hint}_{k}"
+            k += 1
+        return name
 
     def _claim(self, name: str) -> str:
         if name in self._names:
@@ -84,7 +93,7 @@ class Graph:
 
         It goes at the current insertion point (see ``inserting_before``), else at the end.
         """
-        name = name or f"{op.value}_{next(self._counter)}"
+        name = self.fresh_node_name(name or op.value)
         names = output_names or [f"{name}_out{i}" if num_outputs > 1 else f"{name}_out"
                                  for i in range(num_outputs)]
         outputs = [self.new_value(n) for n in names]
@@ -118,6 +127,7 @@ class Graph:
             if v.name not in self._names:
                 self._claim(v.name)
         node.graph = self
+        self._node_names.add(node.name)
         if self._insert_at is None:
             self.nodes.append(node)
             return
@@ -137,6 +147,7 @@ class Graph:
         node.drop_uses()
         self.nodes.remove(node)
         node.graph = None
+        self._node_names.discard(node.name)
         for v in node.outputs:
             self._names.discard(v.name)
 

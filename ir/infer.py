@@ -364,26 +364,55 @@ def _split(node: Node) -> list[TypeShape]:
 @rule(Op.Slice)
 def _slice(node: Node) -> list[TypeShape]:
     shape = _shape(node)
-    starts, ends = _ints(node, 1), _ints(node, 2)
     if shape is None:
         return [(_dtype(node), None)]
-    axes = _ints(node, 3) if node.input(3) is not None else list(range(len(starts or [])))
+    starts, ends = _ints(node, 1), _ints(node, 2)
+    if node.input(3) is not None:
+        axes = _ints(node, 3)
+    else:
+        # the default axes are 0..len(starts)-1, known from the starts' shape alone
+        s1 = _shape(node, 1)
+        n = len(starts) if starts is not None else (
+            s1[0] if s1 is not None and len(s1) == 1 and isinstance(s1[0], int) else None)
+        axes = None if n is None else list(range(n))
     steps = _ints(node, 4) if node.input(4) is not None else [1] * len(axes or [])
-    if starts is None or ends is None or axes is None or steps is None:
-        axes_known = axes if axes is not None else None
-        out = [None if axes_known is None or i in [_norm_axis(a, len(shape)) for a in axes_known] else d
-               for i, d in enumerate(shape)]
-        return [(_dtype(node), tuple(out))]
+    if axes is None:
+        return [(_dtype(node), (None,) * len(shape))]
+    axes = [_norm_axis(a, len(shape)) for a in axes]
+    if starts is None or ends is None or steps is None:
+        return [(_dtype(node), tuple(None if i in axes else d for i, d in enumerate(shape)))]
     out = list(shape)
     for s, e, a, st in zip(starts, ends, axes, steps):
-        a = _norm_axis(a, len(shape))
         d = shape[a]
-        if not isinstance(d, int):
-            full = (s == 0 and st == 1 and e >= 2**31 - 1)
-            out[a] = d if full else None
-            continue
-        out[a] = len(range(*slice(s, e, st).indices(d)))
+        if isinstance(d, int):
+            out[a] = _slice_len(s, e, st, d)
+        else:
+            out[a] = d if _is_full_slice(s, e, st) else None
     return [(_dtype(node), tuple(out))]
+
+
+def _slice_len(start: int, end: int, step: int, dim: int) -> int:
+    """Elements Slice keeps on one axis, clamping as ONNX does (which is not Python's way:
+    for a negative step a start below 0 clamps to 0, so x[-10:-20:-1] keeps x[0])."""
+    if step == 0:
+        raise ValueError("Slice step is 0")
+    start = start + dim if start < 0 else start
+    end = end + dim if end < 0 else end
+    if step > 0:
+        start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+        return max(-(-(end - start) // step), 0)
+    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return max(-(-(start - end) // -step), 0)
+
+
+def _is_full_slice(start: int, end: int, step: int) -> bool:
+    """Whether the slice keeps every element of an axis whatever its size (below 2**31)."""
+    big = 2**31 - 1
+    if step == 1:
+        return (start == 0 or start <= -big) and end >= big
+    if step == -1:
+        return (start == -1 or start >= big) and end <= -big - 1
+    return False
 
 
 @rule(Op.Gather)

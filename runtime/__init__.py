@@ -1,1 +1,1 @@
-"""fuseformer runtime."""
+"""Running models and artifacts: input generation, comparison against onnxruntime."""

@@ -1,0 +1,169 @@
+"""Command line: ``optimize MODEL --target T -o OUT`` and ``fuseformer <command>``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .ir.errors import FuseformerError, ModelError, UnsupportedTargetError
+
+TARGETS = ("onnx", "cpu", "cuda", "tvm", "mcu")
+_PLANNED = {"cpu": "the CPU backend", "cuda": "the CUDA backend", "tvm": "the TVM backend",
+            "mcu": "the microcontroller (C99) backend"}
+
+EXIT_OK, EXIT_USER, EXIT_VERIFY, EXIT_INTERNAL = 0, 2, 3, 4
+
+
+class VerificationFailed(FuseformerError):
+    """--verify measured an error above --tol; nothing was written."""
+
+
+class _Progress:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[fuseformer {time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _dim(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--dim takes NAME=POSITIVE_INT, got {text!r}")
+    return name, int(value)
+
+
+def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("model", help="input model (.onnx)")
+    parser.add_argument("--target", choices=TARGETS, default="onnx", help="what to produce (default: onnx)")
+    parser.add_argument("-o", "--output", required=True, help="output path (a .onnx file for --target onnx)")
+    parser.add_argument("--verify", action="store_true",
+                        help="run the original and the result in onnxruntime on seeded random inputs, "
+                             "print max abs / rel error per output, and fail (writing nothing) above --tol")
+    parser.add_argument("--tol", type=float, default=1e-4,
+                        help="--verify tolerance: fail where |new-orig| > tol + tol*|orig| (default 1e-4)")
+    parser.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=VALUE",
+                        help="value of a symbolic input dim for --verify (repeatable; default batch 1, others 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --verify inputs")
+    parser.add_argument("--report", action="store_true", help="print op counts before/after and model sizes")
+    parser.add_argument("--dump-ir", metavar="PATH", help="write the IR text (before and after) to PATH")
+    parser.add_argument("--opset", type=int, help="ONNX opset of the output (default: lowest that fits)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def optimize_main(argv: list[str] | None = None) -> int:
+    parser = _optimize_parser(argparse.ArgumentParser(
+        prog="optimize", description="Optimize a transformer model and write it for a target."))
+    parser.add_argument("--version", action="version", version=f"fuseformer {__version__}")
+    return _run(_do_optimize, parser.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fuseformer", description="fuseformer: a graph optimizer for transformers")
+    parser.add_argument("--version", action="version", version=f"fuseformer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _optimize_parser(sub.add_parser("optimize", help="optimize a model (same as the `optimize` command)"))
+    args = parser.parse_args(argv)
+    return _run(_do_optimize, args)
+
+
+def _run(fn, args) -> int:
+    try:
+        return fn(args)
+    except VerificationFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_VERIFY
+    except FuseformerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("internal error in fuseformer (a bug: please report it with the model); nothing was written",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _do_optimize(args) -> int:
+    from .backends.onnx import save_onnx
+    from .frontends.onnx import load_onnx
+
+    progress = _Progress(args.quiet)
+    if args.target != "onnx":
+        raise UnsupportedTargetError(f"--target {args.target}: {_PLANNED[args.target]} is not available in "
+                                     f"fuseformer {__version__} yet; use --target onnx")
+    src, out = Path(args.model), Path(args.output)
+    if out.resolve() == src.resolve():
+        raise FuseformerError(f"-o {out} would overwrite the input model; choose another path")
+    progress(f"reading {src}")
+    graph = load_onnx(src, progress=progress)
+    before = graph.op_counts()
+    before_text = str(graph) if args.dump_ir else None
+    progress(f"verifying the IR ({len(graph.nodes)} nodes)")
+    graph.verify()
+    # the pass pipeline plugs in here (issue: pass manager and fusions)
+    after_text = str(graph) if args.dump_ir else None
+
+    check = None
+    if args.verify:
+        check = _verifier(args, graph, src, progress)
+    progress(f"writing {out}")
+    save_onnx(graph, out, opset=args.opset, progress=progress, before_commit=check)
+    if args.dump_ir:
+        Path(args.dump_ir).write_text(f"# before\n{before_text}\n\n# after\n{after_text}\n")
+    if args.report:
+        _report(before, graph.op_counts(), src, out)
+    progress("done")
+    return EXIT_OK
+
+
+def _verifier(args, graph, src: Path, progress):
+    from .runtime.feeds import random_feeds, resolve_dims
+    from .runtime.verify import compare_outputs, run_onnx
+
+    try:
+        dims = resolve_dims(graph, dict(args.dim))
+        feeds = random_feeds(graph, dims, seed=args.seed)
+    except ValueError as e:
+        raise FuseformerError(f"--verify: {e}") from e
+
+    def check(tmp_model: Path) -> None:
+        shown = ", ".join(f"{k}={v}" for k, v in dims.items()) or "static shapes"
+        progress(f"verifying against onnxruntime ({shown}, seed {args.seed})")
+        try:
+            reference = run_onnx(str(src), feeds)
+        except Exception as e:
+            raise ModelError(f"--verify: onnxruntime cannot run the original model: {e}") from e
+        errors = compare_outputs(reference, run_onnx(str(tmp_model), feeds), args.tol)
+        print(f"verify ({shown}; tol {args.tol:g}):")
+        for err in errors:
+            flag = "ok" if err.bad_fraction == 0 else "FAIL"
+            print(f"  {err.name}: max abs err {err.max_abs:.3e}, max rel err {err.max_rel:.3e}  {flag}")
+        bad = [e.name for e in errors if e.bad_fraction > 0]
+        if bad:
+            raise VerificationFailed(f"outputs {bad} differ from the original beyond --tol {args.tol:g}; "
+                                     f"nothing was written")
+    return check
+
+
+def _report(before: dict, after: dict, src: Path, out: Path) -> None:
+    ops = sorted(set(before) | set(after))
+    print(f"{'op':<24}{'before':>8}{'after':>8}")
+    for op in ops:
+        print(f"{op:<24}{before.get(op, 0):>8}{after.get(op, 0):>8}")
+    print(f"{'total nodes':<24}{sum(before.values()):>8}{sum(after.values()):>8}")
+    size = lambda p: p.stat().st_size + (p.with_name(p.name + ".data").stat().st_size
+                                         if p.with_name(p.name + ".data").exists() else 0)
+    print(f"model size: {size(src) / 1e6:.2f} MB -> {size(out) / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
