@@ -275,6 +275,11 @@ def _symbolic_quotient(shape: Shape, others: list[Dim]) -> Dim:
             den.remove(d)
     if any(not isinstance(d, int) for d in den):
         return None
+    syms = [d for d in num if not isinstance(d, int)]
+    if len(syms) == 1:
+        # [3, batch] -> [3, -1]: the ints cancel and the one symbol is what remains
+        n, m = _product(tuple(d for d in num if isinstance(d, int))), _product(tuple(den))
+        return syms[0] if n == m else None
     n = _product(tuple(num))
     m = _product(tuple(den))
     if n is None or m in (None, 0) or n % m:
@@ -288,10 +293,14 @@ def _flatten(node: Node) -> list[TypeShape]:
     if shape is None:
         return [(_dtype(node), None)]
     axis = node.attrs.axis + len(shape) if node.attrs.axis < 0 else node.attrs.axis
-    left, right = _product(shape[:axis]), _product(shape[axis:])
-    if axis == 1 and left is None:
-        left = shape[0]
-    return [(_dtype(node), (left, right))]
+    if not 0 <= axis <= len(shape):
+        raise ValueError(f"axis {node.attrs.axis} is out of range for rank {len(shape)}")
+    return [(_dtype(node), (_flat_dim(shape[:axis]), _flat_dim(shape[axis:])))]
+
+
+def _flat_dim(dims: tuple[Dim, ...]) -> Dim:
+    # one dim flattens to itself, so a lone symbol (batch) survives
+    return dims[0] if len(dims) == 1 else _product(dims)
 
 
 @rule(Op.Squeeze)
@@ -349,7 +358,8 @@ def _split(node: Node) -> list[TypeShape]:
         return [(_dtype(node), None)] * n
     axis = _norm_axis(node.attrs.axis, len(shape))
     sizes = _ints(node, 1) if node.input(1) is not None else None
-    if sizes is None and isinstance(shape[axis], int):
+    # runtime sizes are unknown; only a missing input means an even split
+    if node.input(1) is None and isinstance(shape[axis], int):
         d = shape[axis]
         chunk = -(-d // n)
         sizes = [min(chunk, d - chunk * i) for i in range(n)]
@@ -482,14 +492,22 @@ def _range(node: Node) -> list[TypeShape]:
     start, limit, delta = (_const(node, i) for i in range(3))
     if start is None or limit is None or delta is None:
         return [(_dtype(node), (None,))]
-    n = max(int(np.ceil((limit.item() - start.item()) / delta.item())), 0)
-    return [(_dtype(node), (n,))]
+    start, limit, delta = (c.reshape(()) for c in (start, limit, delta))
+    if delta == 0:
+        raise ValueError("Range delta is 0")
+    if start.dtype.kind in "iu":
+        n = -((int(start) - int(limit)) // int(delta))  # exact: int64 bounds exceed a double
+    else:
+        # the difference in the element type, the division in double, as the reference does
+        n = int(np.ceil(float(limit - start) / float(delta)))
+    return [(_dtype(node), (max(n, 0),))]
 
 
 @rule(Op.NonZero)
 def _nonzero(node: Node) -> list[TypeShape]:
     shape = _shape(node)
-    return [(DType.INT64, None if shape is None else (len(shape), None))]
+    # a scalar input counts as a one-element vector (onnxruntime does so)
+    return [(DType.INT64, None if shape is None else (max(len(shape), 1), None))]
 
 
 @rule(Op.TopK)

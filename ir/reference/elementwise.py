@@ -249,6 +249,11 @@ def softplus_array(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(_c(0, x), x)  # log(1 + exp(x)) without overflow
 
 
+def _expm1_negative(x: np.ndarray) -> np.ndarray:
+    # np.where evaluates both branches: clamping keeps the unused one from overflowing
+    return np.expm1(np.minimum(x, _c(0, x)))
+
+
 @reference(Op.Sigmoid)
 def sigmoid(attrs, x):
     return sigmoid_array(x)
@@ -266,18 +271,18 @@ def leaky_relu(attrs, x):
 
 @reference(Op.Elu)
 def elu(attrs, x):
-    return np.where(x >= 0, x, _c(attrs.alpha, x) * np.expm1(x))
+    return np.where(x >= 0, x, _c(attrs.alpha, x) * _expm1_negative(x))
 
 
 @reference(Op.Selu)
 def selu(attrs, x):
-    return _c(attrs.gamma, x) * np.where(x > 0, x, _c(attrs.alpha, x) * np.expm1(x))
+    return _c(attrs.gamma, x) * np.where(x > 0, x, _c(attrs.alpha, x) * _expm1_negative(x))
 
 
 @reference(Op.Celu)
 def celu(attrs, x):
     alpha = _c(attrs.alpha, x)
-    return np.maximum(x, _c(0, x)) + np.minimum(_c(0, x), alpha * np.expm1(x / alpha))
+    return np.maximum(x, _c(0, x)) + alpha * _expm1_negative(x / alpha)
 
 
 @reference(Op.Gelu)

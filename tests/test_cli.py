@@ -1,0 +1,98 @@
+"""The `optimize` command: success path, --verify, --report, and clean failures that write nothing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import fuseformer.runtime.verify as verify_mod
+from fuseformer.cli import EXIT_USER, EXIT_VERIFY, main, optimize_main
+
+from .onnx_builders import mlp_model, with_node
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp_model(17), str(path))
+    return path
+
+
+def test_optimize_verify_report(model_path, tmp_path, capsys):
+    out = tmp_path / "out" / "mlp_opt.onnx"
+    rc = optimize_main([str(model_path), "--target", "onnx", "-o", str(out), "--verify", "--report",
+                        "--dim", "seq=5", "--dump-ir", str(tmp_path / "ir.txt")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert out.is_file()
+    assert "verify (batch=1, seq=5; tol 0.0001):" in captured.out
+    assert "y: max abs err 0.000e+00" in captured.out
+    assert "ReduceMean" in captured.out and "model size" in captured.out
+    assert "# before" in (tmp_path / "ir.txt").read_text()
+    assert "[fuseformer" in captured.err  # progress lines
+
+
+def test_fuseformer_optimize_subcommand(model_path, tmp_path):
+    assert main(["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "-q"]) == 0
+
+
+def test_verify_failure_writes_nothing(model_path, tmp_path, monkeypatch, capsys):
+    real = verify_mod.run_onnx
+
+    def skewed(path, feeds):
+        outs = real(path, feeds)
+        if str(path) != str(model_path):  # the candidate, not the original
+            outs = {k: v + 1e-2 for k, v in outs.items()}
+        return outs
+
+    monkeypatch.setattr(verify_mod, "run_onnx", skewed)
+    out = tmp_path / "out.onnx"
+    rc = optimize_main([str(model_path), "-o", str(out), "--verify", "-q"])
+    captured = capsys.readouterr()
+    assert rc == EXIT_VERIFY
+    assert "FAIL" in captured.out and "nothing was written" in captured.err
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["mlp.onnx"]
+
+
+def test_bad_model_names_node_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    onnx.save(with_node(mlp_model(17), helper.make_node("Frobnicate", ["x"], ["z"], name="layer3/frob",
+                                                        domain="acme"), ("acme", 1)), str(bad))
+    out = tmp_path / "out.onnx"
+    rc = optimize_main([str(bad), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == EXIT_USER
+    assert "node 'layer3/frob' (acme::Frobnicate, opset 17)" in err and "unsupported op" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_planned_target_is_a_clear_error(model_path, tmp_path, capsys):
+    rc = optimize_main([str(model_path), "--target", "cpu", "-o", str(tmp_path / "a")])
+    assert rc == EXIT_USER
+    assert "not available" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_unknown_dim_name(model_path, tmp_path, capsys):
+    rc = optimize_main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--verify", "--dim", "sequence=4"])
+    assert rc == EXIT_USER
+    assert "'sequence'" in capsys.readouterr().err
+
+
+def test_refuses_to_overwrite_input(model_path, capsys):
+    assert optimize_main([str(model_path), "-o", str(model_path)]) == EXIT_USER
+    assert onnx.load(str(model_path)).graph.node  # untouched
+
+
+def test_console_script_exit_code(tmp_path):
+    missing = tmp_path / "missing.onnx"
+    proc = subprocess.run([sys.executable, "-m", "fuseformer", "optimize", str(missing), "-o",
+                           str(tmp_path / "o.onnx")], capture_output=True, text=True)
+    assert proc.returncode == EXIT_USER
+    assert "no such model file" in proc.stderr
