@@ -357,7 +357,10 @@ class AttentionAttrs(Attrs):
     """softmax(Q K^T * scale + mask [+ causal]) V over [batch, heads, seq, head_dim].
 
     scale None means 1/sqrt(head_dim). K and V may have fewer heads than Q
-    (grouped-query attention); they are repeated to match.
+    (grouped-query attention); they are repeated to match. mask_kind states the
+    optional mask input's meaning: "bool" (True = attend), "additive" (added to
+    the scores), or "none" (no mask, or decide by the mask's dtype). causal=1
+    masks key j > query i + (Sk - Sq), bottom-right aligned as with a KV cache.
     """
 
     scale: float | None = None

@@ -152,12 +152,31 @@ class Graph:
             self._names.discard(v.name)
 
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
-        """Point every use of ``old`` (node inputs and graph outputs) at ``new``."""
+        """Point every use of ``old`` (node inputs and graph outputs) at ``new``.
+
+        A graph output keeps its name (users fetch outputs by name): ``new`` takes
+        it over when it is a node output not already returned, else an Identity
+        named like ``old`` is appended.
+        """
         if old is new:
             return
         for node, i in list(old.uses):
             node.set_input(i, new)
-        self.outputs = [new if o is old else o for o in self.outputs]
+        if not any(o is old for o in self.outputs):
+            return
+        if new.producer is not None and not any(o is new for o in self.outputs):
+            old.name, new.name = new.name, old.name
+            self.outputs = [new if o is old else o for o in self.outputs]
+            return
+        keep = old.name
+        self._names.discard(keep)
+        old.name = self._claim(self.fresh_name(keep + "_replaced"))
+        alias = Value(self._claim(keep), new.dtype, new.shape)
+        node = Node(Op.Identity, [new], [alias], name=self.fresh_node_name(f"{keep}/keep_name"))
+        saved, self._insert_at = self._insert_at, None
+        self.insert(node)
+        self._insert_at = saved
+        self.outputs = [alias if o is old else o for o in self.outputs]
 
     def remove_unused_constants(self) -> int:
         used = {id(o) for o in self.outputs}
@@ -191,6 +210,26 @@ class Graph:
             stuck = next(n for n in self.nodes if indegree[id(n)] > 0)
             raise ValueError(f"graph has a cycle through {stuck.describe()}")
         self.nodes = order
+
+    def clone(self) -> Graph:
+        """A structural copy: new Values and Nodes, the same (immutable) constant Tensors."""
+        g = Graph(self.name)
+        g.opset, g.metadata = self.opset, dict(self.metadata)
+        vmap: dict[int, Value] = {}
+        for v in self.inputs:
+            vmap[id(v)] = g.add_input(v.name, v.dtype, v.shape)
+        for v in self.constants.values():
+            nv = Value(g._claim(v.name), v.dtype, v.shape, const=v.const)
+            g.constants[v.name] = nv
+            vmap[id(v)] = nv
+        for n in self.nodes:
+            outs = [Value(o.name, o.dtype, o.shape) for o in n.outputs]
+            for o, no in zip(n.outputs, outs):
+                vmap[id(o)] = no
+            node = Node(n.op, [None if v is None else vmap[id(v)] for v in n.inputs], outs, n.attrs, n.name)
+            g.insert(node)
+        g.outputs = [vmap[id(v)] for v in self.outputs]
+        return g
 
     # ---- queries -----------------------------------------------------------
     def values(self) -> Iterator[Value]:

@@ -439,6 +439,19 @@ def _gather_elements(node: Node) -> list[TypeShape]:
     return [(_dtype(node), _shape(node, 1))]
 
 
+@rule(Op.GatherND)
+def _gather_nd(node: Node) -> list[TypeShape]:
+    data, idx = _shape(node, 0), _shape(node, 1)
+    if data is None or idx is None or not idx:
+        return [(_dtype(node), None)]
+    k, b = idx[-1], node.attrs.batch_dims
+    if not isinstance(k, int):
+        return [(_dtype(node), None)]
+    if b + k > len(data):
+        raise ValueError(f"index tuples of length {k} address rank {len(data) - b} slices")
+    return [(_dtype(node), tuple(idx[:-1]) + tuple(data[b + k:]))]
+
+
 @rule(Op.ScatterND, Op.ScatterElements)
 def _scatter(node: Node) -> list[TypeShape]:
     return [(_dtype(node), _shape(node))]
@@ -561,8 +574,9 @@ def _pad(node: Node) -> list[TypeShape]:
     n = len(axes)
     for j, a in enumerate(axes):
         a = _norm_axis(a, rank)
-        d = shape[a]
-        out[a] = d + pads[j] + pads[j + n] if isinstance(d, int) else None
+        d, grow = shape[a], pads[j] + pads[j + n]
+        # an unpadded symbolic dim keeps its name
+        out[a] = d + grow if isinstance(d, int) else (d if pads[j] == pads[j + n] == 0 else None)
     return [(_dtype(node), tuple(out))]
 
 

@@ -74,7 +74,8 @@ class Interpreter:
                 raise InterpreterError(f"node {node.describe()}: the reference gave {len(results)} "
                                        f"outputs, the node has {len(node.outputs)}")
             for v, arr in zip(node.outputs, results):
-                arr = np.asarray(arr)
+                # a Cast to float32 must not narrow a float64 run back down
+                arr = self._widen(np.asarray(arr))
                 if self.check_types:
                     self._check_result(node, v, arr)
                 env[id(v)] = arr

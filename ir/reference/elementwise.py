@@ -65,9 +65,9 @@ def pow_(attrs, a, b):
 def mod(attrs, a, b):
     if attrs.fmod:
         return np.fmod(a, b)  # C fmod: the sign of the dividend
-    if a.dtype.kind not in "iu":
-        raise ValueError("Mod with fmod=0 is defined for integers only; floats need fmod=1")
-    return np.remainder(a, b)  # Python %: the sign of the divisor
+    # Python %: the sign of the divisor. Opsets before 28 allow it for integers only;
+    # opset 28 defines it for floats too, as this floor modulo.
+    return np.remainder(a, b)
 
 
 # Variadic ops fold their inputs left to right with broadcasting.

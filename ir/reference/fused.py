@@ -11,11 +11,9 @@ import numpy as np
 
 from ..attrs import ACTIVATIONS
 from ..op import Op
+from .elementwise import erf_array
 from .registry import reference
 
-# math.erf is accurate to double precision, so an exact Erf/Gelu decomposition and the fused
-# Linear(gelu) agree to the last bit when the interpreter runs in float64
-_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _sigmoid(x):
@@ -30,7 +28,8 @@ def _activate(kind, y):
     if kind == "relu":
         return np.maximum(y, 0)
     if kind == "gelu":
-        return 0.5 * y * (1 + _erf(y / math.sqrt(2)).astype(y.dtype))
+        # the same erf as the Erf op, so a fused exact GELU equals its decomposition
+        return 0.5 * y * (1 + erf_array(y / math.sqrt(2)).astype(y.dtype))
     if kind == "gelu_tanh":
         return 0.5 * y * (1 + np.tanh(math.sqrt(2 / math.pi) * (y + 0.044715 * y * y * y)))
     if kind == "silu":

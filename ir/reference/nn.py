@@ -363,23 +363,33 @@ _ROUND = {
 
 
 def _source_coords(mode, out_size, in_size, scale, start, end):
-    """Where each output index samples the input along one axis (float64)."""
-    xr = np.arange(out_size, dtype=np.float64)
+    """Where each output index samples the input along one axis.
+
+    float32 arithmetic, in onnxruntime's order of operations: a scale such as 0.6f makes
+    (1 + 0.5) / scale - 0.5 land on 2.0 in float32 but on 1.9999999 in float64, and
+    nearest rounding must agree with onnxruntime on such ties.
+    """
+    f32 = np.float32
+    xr = np.arange(out_size, dtype=f32)
+    scale, start, end = f32(scale), f32(start), f32(end)
+    half = f32(0.5)
     if mode == "half_pixel":
-        return (xr + 0.5) / scale - 0.5
+        return (xr + half) / scale - half
     if mode == "half_pixel_symmetric":
-        offset = in_size / 2 * (1 - out_size / (scale * in_size))
-        return offset + (xr + 0.5) / scale - 0.5
+        adjustment = f32(out_size) / (scale * f32(in_size))
+        offset = f32(in_size) / f32(2) * (f32(1) - adjustment)
+        # onnxruntime evaluates this one sum in double precision before rounding it to float
+        return (np.float64(offset) + (xr + 0.5) / np.float64(scale) - 0.5).astype(f32)
     if mode == "pytorch_half_pixel":
-        return (xr + 0.5) / scale - 0.5 if out_size > 1 else np.zeros(out_size)
+        return (xr + half) / scale - half if out_size > 1 else np.zeros(out_size, f32)
     if mode == "align_corners":
-        return xr * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros(out_size)
+        return xr * f32(in_size - 1) / f32(out_size - 1) if out_size > 1 else np.zeros(out_size, f32)
     if mode == "asymmetric":
         return xr / scale
     if mode == "tf_crop_and_resize":
         if out_size > 1:
-            return start * (in_size - 1) + xr * (end - start) * (in_size - 1) / (out_size - 1)
-        return np.full(out_size, 0.5 * (start + end) * (in_size - 1))
+            return start * f32(in_size - 1) + xr * (end - start) * f32(in_size - 1) / f32(out_size - 1)
+        return np.full(out_size, half * (start + end) * f32(in_size - 1), f32)
     raise ValueError(f"unknown coordinate_transformation_mode {mode!r}")
 
 
@@ -390,22 +400,29 @@ def _cubic_kernel(t, a):
     return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
 
 
-def _taps(attrs, coords, in_size):
-    """(input indices [out, T], weights [out, T]) of the linear or cubic filter on one axis."""
-    base = np.floor(coords)
-    frac = coords - base
+def _taps(attrs, coords, in_size, scale):
+    """(input indices [out, T], weights [out, T]) of the linear or cubic filter on one axis.
+
+    With antialias a downscaling filter is stretched by 1/scale, so it averages every
+    input cell it covers.
+    """
+    coords = coords.astype(np.float64)
+    stretch = max(1.0, 1.0 / scale) if attrs.antialias else 1.0
+    reach = (1 if attrs.mode == "linear" else 2) * stretch
+    base = np.floor(coords).astype(np.int64)
+    offsets = np.arange(1 - math.ceil(reach), math.ceil(reach) + 1)
+    idx = base[:, None] + offsets[None, :]
+    dist = (coords[:, None] - idx) / stretch
     if attrs.mode == "linear":
-        offsets = np.array([0, 1])
-        weights = np.stack([1 - frac, frac], axis=1)
+        weights = np.maximum(1 - np.abs(dist), 0)
     else:
-        offsets = np.array([-1, 0, 1, 2])
-        weights = _cubic_kernel(frac[:, None] - offsets[None, :], attrs.cubic_coeff_a)
-    idx = base.astype(np.int64)[:, None] + offsets[None, :]
-    inside = (idx >= 0) & (idx < in_size)
-    if attrs.mode == "cubic" and attrs.exclude_outside:
-        weights = np.where(inside, weights, 0.0)
+        weights = _cubic_kernel(dist, attrs.cubic_coeff_a)
+    if attrs.exclude_outside:
+        weights = np.where((idx >= 0) & (idx < in_size), weights, 0.0)
+    if attrs.exclude_outside or attrs.antialias:
+        # a stretched kernel sampled at cell centers does not sum to 1 by itself
         weights = weights / weights.sum(axis=1, keepdims=True)
-    # taps past the border read the edge value
+    # taps left past the border read the edge value
     return np.clip(idx, 0, in_size - 1), weights
 
 
@@ -428,14 +445,16 @@ def _resize_plan(attrs, x, roi, scales, sizes):
     ins = [x.shape[a] for a in axes]
     if has_scales:
         factors = [float(s) for s in scales.reshape(-1)]
-        outs = [int(math.floor(d * (e - s) * f)) for d, s, e, f in zip(ins, starts, ends, factors)]
+        # the ONNX text scales by (roi_end - roi_start) too, but its shape inference, its
+        # reference evaluator and onnxruntime all ignore the roi here: so do we
+        outs = [int(math.floor(d * f)) for d, f in zip(ins, factors)]
     else:
         outs = [int(s) for s in sizes.reshape(-1)]
         policy = attrs.keep_aspect_ratio_policy
+        ratios = [float(np.float32(o) / np.float32(d)) for o, d in zip(outs, ins)]
         if policy == "stretch":
-            factors = [o / d for o, d in zip(outs, ins)]
+            factors = ratios
         elif policy in ("not_larger", "not_smaller"):
-            ratios = [o / d for o, d in zip(outs, ins)]
             common = min(ratios) if policy == "not_larger" else max(ratios)
             factors = [common] * len(axes)
             outs = [int(math.floor(d * common + 0.5)) for d in ins]
@@ -448,8 +467,6 @@ def _resize_plan(attrs, x, roi, scales, sizes):
 def resize(attrs, x, roi=None, scales=None, sizes=None):
     if attrs.mode not in ("nearest", "linear", "cubic"):
         raise ValueError(f"unknown Resize mode {attrs.mode!r}")
-    if attrs.antialias and attrs.mode != "nearest":
-        raise NotImplementedError("Resize with antialias=1 is not supported by the reference interpreter")
     if attrs.mode != "nearest" and x.dtype.kind != "f":
         raise NotImplementedError(f"Resize {attrs.mode} on {x.dtype} input is not supported")
     if attrs.mode == "nearest" and attrs.nearest_mode not in _ROUND:
@@ -466,7 +483,7 @@ def resize(attrs, x, roi=None, scales=None, sizes=None):
             idx = np.clip(_ROUND[attrs.nearest_mode](coords), 0, in_size - 1).astype(np.int64)
             y = np.take(y, idx, axis=axis)
             continue
-        idx, weights = _taps(attrs, coords, in_size)
+        idx, weights = _taps(attrs, coords, in_size, scale)
         acc = 0
         for t in range(idx.shape[1]):
             acc = acc + np.take(y, idx[:, t], axis=axis) * weights[:, t].reshape(bshape)

@@ -1,7 +1,7 @@
 """Shape ops: reshaping, transposing, joining, splitting, broadcasting, padding, shape queries.
 
-They move data and never compute on it, so every result keeps the input dtype
-and must match onnxruntime bit for bit.
+The data-movement ops never compute on elements, so they keep the input dtype and
+must match onnxruntime bit for bit; Shape and Size give int64, Range the dtype of start.
 """
 from __future__ import annotations
 

@@ -34,6 +34,8 @@ def one_node_model(op: Op, inputs: list[np.ndarray | None], attrs, n_outputs: in
         else:
             graph_inputs.append(helper.make_tensor_value_info(
                 name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
+    while names and names[-1] == "":
+        names.pop()  # onnxruntime 1.32 crashes on some ops given a trailing empty optional input
     kwargs = {k: onnx_attr(v) for k, v in attrs.items() if v is not None}
     outs = [f"out{i}" for i in range(n_outputs)]
     node = helper.make_node(op.value, names, outs, domain=op.domain, **kwargs)

@@ -1,0 +1,1 @@
+"""Canonicalization: make equivalent graphs look the same before fusion patterns run."""
