@@ -20,7 +20,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from ..ir.dtype import DType
 from ..ir.errors import ModelError
 from ..ir.graph import Graph
-from ..ir.infer import infer_node
+from ..ir.infer import infer_types
 from ..ir.node import Node
 from ..ir.op import REDUCTIONS, Op
 from ..ir.shape import Shape, Sym
@@ -188,9 +188,12 @@ class _Importer:
             outputs.append(v)
         node = Node(op, inputs, outputs, attrs, self.graph.fresh_node_name(name))
         try:
-            infer_node(node)
+            ours = infer_types(node)
         except Exception as e:
             raise ModelError(f"{self.source}: {where}: {e}") from e
+        for v, (dtype, shape) in zip(outputs, ours):
+            v.dtype = v.dtype or dtype
+            v.shape = _merge_shapes(shape, v.shape)
         for v in outputs:
             if v.dtype is None:
                 raise ModelError(f"{self.source}: {where}: cannot infer the type of output {v.name!r}")
@@ -267,6 +270,33 @@ class _Importer:
         new = [self.graph.add_constant(np.repeat(np.asarray(v.const.numpy()), rep), f"{v.name}_per_channel")
                for v in (scale, bias)]
         return [x] + new
+
+
+def _merge_shapes(ours: Shape, theirs: Shape) -> Shape:
+    """Per dim: a number from either side, else our symbol, else ONNX's named symbol.
+
+    ONNX shape inference names dims it could not work out "unk__N": fresh
+    symbols that would hide that, say, a Reshape keeps the batch dim. Ours
+    traces shape arithmetic, so it wins where it knows the dim.
+    """
+    if ours is None:
+        return tuple(None if isinstance(d, Sym) and d.name.startswith("unk__") else d
+                     for d in theirs) if theirs is not None else None
+    if theirs is None or len(theirs) != len(ours):
+        return ours
+    out = []
+    for a, b in zip(ours, theirs):
+        if isinstance(a, int):
+            out.append(a)
+        elif isinstance(b, int):
+            out.append(b)
+        elif a is not None:
+            out.append(a)
+        elif isinstance(b, Sym) and not b.name.startswith("unk__"):
+            out.append(b)
+        else:
+            out.append(None)
+    return tuple(out)
 
 
 def _tensor_type(vi: onnx.ValueInfoProto) -> tuple[DType | None, Shape] | None:

@@ -344,9 +344,46 @@ class RMSNormAttrs(Attrs):
 
 @dataclass(frozen=True)
 class LinearAttrs(Attrs):
-    """y = act(x @ W + bias). activation is one of ACTIVATIONS or "none"."""
+    """y = act(x @ W + bias) + residual; inputs (x, W [K, N], bias?, residual?).
+
+    activation is one of ACTIVATIONS ("none" for none). The residual is added
+    after the activation, as a transformer block's output projection does.
+    """
 
     activation: str = "none"
+
+
+@dataclass(frozen=True)
+class SkipLayerNormAttrs(Attrs):
+    """s = x + skip (+ bias); y = LayerNorm(s) * gamma + beta over the last axis.
+
+    Inputs (x, skip, gamma, beta?, bias?); outputs (y, s): s feeds the next
+    residual connection in Pre-LN blocks.
+    """
+
+    epsilon: float = 1e-05
+
+
+@dataclass(frozen=True)
+class SkipRMSNormAttrs(Attrs):
+    """s = x + skip; y = s / sqrt(mean(s^2) + epsilon) * gamma over the last axis.
+
+    Inputs (x, skip, gamma); outputs (y, s).
+    """
+
+    epsilon: float = 1e-05
+
+
+@dataclass(frozen=True)
+class RotaryEmbeddingAttrs(Attrs):
+    """y = x * cos + rotate(x) * sin over the last axis (head_dim D) of x [B, H, S, D].
+
+    Inputs (x, cos, sin), cos/sin broadcastable to x. interleaved=0 rotates
+    halves, rotate(x) = concat(-x[..., D/2:], x[..., :D/2]) (LLaMA, GPT-NeoX);
+    interleaved=1 rotates pairs, rotate(x)[2i] = -x[2i+1], rotate(x)[2i+1] = x[2i] (GPT-J).
+    """
+
+    interleaved: int = 0
 
 
 ACTIVATIONS = ("none", "relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh")

@@ -194,7 +194,21 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
 
 @rule(Op.Linear)
 def _linear(node: Node) -> list[TypeShape]:
-    return [(_dtype(node), matmul_shape(_shape(node, 0), _shape(node, 1)))]
+    shape = matmul_shape(_shape(node, 0), _shape(node, 1))
+    if node.input(3) is not None:
+        shape = broadcast(shape, _shape(node, 3))
+    return [(_dtype(node), shape)]
+
+
+@rule(Op.SkipLayerNorm, Op.SkipRMSNorm)
+def _skip_norm(node: Node) -> list[TypeShape]:
+    shape = broadcast(_shape(node, 0), _shape(node, 1))
+    return [(_dtype(node), shape), (_dtype(node), shape)]
+
+
+@rule(Op.RotaryEmbedding)
+def _rotary(node: Node) -> list[TypeShape]:
+    return [(_dtype(node), _shape(node))]
 
 
 @rule(Op.Attention)
@@ -228,16 +242,25 @@ def _transpose(node: Node) -> list[TypeShape]:
 
 @rule(Op.Reshape)
 def _reshape(node: Node) -> list[TypeShape]:
-    target = _ints(node, 1)
-    shape = _shape(node)
+    target = _shape_vector(node, 1)
     if target is None:
         s1 = _shape(node, 1)
         rank = s1[0] if s1 is not None and len(s1) == 1 and isinstance(s1[0], int) else None
         return [(_dtype(node), None if rank is None else (None,) * rank)]
-    return [(_dtype(node), reshape_shape(shape, target, node.attrs.allowzero))]
+    return [(_dtype(node), reshape_shape(_shape(node), list(target), node.attrs.allowzero))]
 
 
-def reshape_shape(shape: Shape, target: list[int], allowzero: int = 0) -> tuple[Dim, ...]:
+def _shape_vector(node: Node, i: int) -> tuple[Dim, ...] | None:
+    """A shape-like input's elements: constant ints, or symbols traced through shape arithmetic."""
+    ints = _ints(node, i)
+    if ints is not None:
+        return tuple(ints)
+    from .symbolic import symbolic_value
+
+    return symbolic_value(node.input(i))
+
+
+def reshape_shape(shape: Shape, target: list[Dim], allowzero: int = 0) -> tuple[Dim, ...]:
     out: list[Dim] = []
     for i, t in enumerate(target):
         if t == 0 and not allowzero:
@@ -459,7 +482,7 @@ def _scatter(node: Node) -> list[TypeShape]:
 
 @rule(Op.Expand)
 def _expand(node: Node) -> list[TypeShape]:
-    target = _ints(node, 1)
+    target = _shape_vector(node, 1)
     if target is None:
         return [(_dtype(node), None)]
     return [(_dtype(node), broadcast(_shape(node), tuple(target)))]
@@ -492,7 +515,7 @@ def _size(node: Node) -> list[TypeShape]:
 def _constant_of_shape(node: Node) -> list[TypeShape]:
     value = node.attrs.value
     dtype = value.dtype if value is not None else DType.FLOAT
-    target = _ints(node, 0)
+    target = _shape_vector(node, 0)
     if target is not None:
         return [(dtype, tuple(target))]
     s = _shape(node, 0)

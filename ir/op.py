@@ -131,6 +131,9 @@ class Op(enum.Enum):
     RMSNorm = "RMSNorm"
     Linear = "Linear"
     Attention = "Attention"
+    SkipLayerNorm = "SkipLayerNorm"
+    SkipRMSNorm = "SkipRMSNorm"
+    RotaryEmbedding = "RotaryEmbedding"
 
     @property
     def domain(self) -> str:
@@ -155,7 +158,8 @@ class Op(enum.Enum):
 
 
 FUSEFORMER_DOMAIN = "fuseformer"
-_FUSEFORMER_OPS = frozenset({Op.RMSNorm, Op.Linear, Op.Attention})
+_FUSEFORMER_OPS = frozenset({Op.RMSNorm, Op.Linear, Op.Attention, Op.SkipLayerNorm, Op.SkipRMSNorm,
+                             Op.RotaryEmbedding})
 
 # Ops whose output has the shape and dtype of the first input, applied elementwise.
 UNARY_ELEMENTWISE = frozenset({

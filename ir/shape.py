@@ -63,9 +63,11 @@ def broadcast(*shapes: Shape) -> Shape:
 
 
 def _broadcast_dim(dims: list[Dim]) -> Dim:
-    known = {d for d in dims if d != 1}
+    # an unknown dim is 1 or equal to the others (else the model is invalid), so any
+    # known dim other than 1 decides the result
+    known = {d for d in dims if d is not None and d != 1}
     if not known:
-        return 1
+        return None if any(d is None for d in dims) else 1
     if len(known) == 1:
         return known.pop()
     ints = {d for d in known if isinstance(d, int)}

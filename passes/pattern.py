@@ -52,6 +52,13 @@ class PNode:
     name: str | None = None
 
 
+@dataclass(eq=False)
+class PAlt:
+    """Any one of several alternative terms (tried in order, with backtracking)."""
+
+    alternatives: tuple
+
+
 class _TargetBuilder:
     """The ``op`` of a target function: ``op.Add(a, b)``, ``op.const(0.5)``, ``op.any(Op.Div, Op.Mul)``."""
 
@@ -71,6 +78,10 @@ class _TargetBuilder:
     def const(value: float, rtol: float = 1e-6) -> PConst:
         return PConst(value, rtol)
 
+    @staticmethod
+    def either(*alternatives) -> PAlt:
+        return PAlt(tuple(alternatives))
+
 
 # ---- matches --------------------------------------------------------------------
 @dataclass
@@ -88,54 +99,75 @@ class Match:
         return None if v.const is None else np.asarray(v.const.numpy())
 
 
-class _Fail(Exception):
-    def __init__(self, reason: str, depth: int):
-        self.reason, self.depth = reason, depth
+class _Failures:
+    """The deepest failure seen while matching: the most informative near-miss reason."""
+
+    def __init__(self):
+        self.reason, self.depth = "no match", -1
+
+    def __call__(self, reason: str, depth: int) -> None:
+        if depth > self.depth:
+            self.reason, self.depth = reason, depth
 
 
-def _match_value(term, value: Value | None, m: Match, depth: int) -> Iterator[Match]:
+# Matching is a generator of Matches with backtracking: a term that cannot match
+# yields nothing and logs why; the caller tries the next alternative or order.
+def _match_value(term, value: Value | None, m: Match, depth: int, fail: _Failures) -> Iterator[Match]:
+    if isinstance(term, PAlt):
+        for alt in term.alternatives:
+            yield from _match_value(alt, value, m, depth, fail)
+        return
     if isinstance(term, PVar):
         bound = m.values.get(term.name)
         if bound is None:
             if value is None:
-                raise _Fail(f"{term.name} is absent", depth)
+                fail(f"{term.name} is absent", depth)
+                return
             m2 = _copy(m)
             m2.values[term.name] = value
             yield m2
         elif bound is value:
             yield m
         else:
-            raise _Fail(f"%{value.name if value else '_'} is not the same value as {term.name} "
-                        f"(%{bound.name})", depth)
+            fail(f"%{value.name if value else '_'} is not the same value as {term.name} (%{bound.name})", depth)
         return
     if value is None:
-        raise _Fail("an input is absent", depth)
+        fail("an input is absent", depth)
+        return
     if isinstance(term, PConst):
         if value.const is None:
-            raise _Fail(f"%{value.name} is not a constant (expected {term.value:g})", depth)
+            fail(f"%{value.name} is not a constant (expected {term.value:g})", depth)
+            return
         arr = np.asarray(value.const.numpy(), dtype=np.float64)
         if arr.size == 0 or not np.allclose(arr, term.value, rtol=term.rtol, atol=0):
-            raise _Fail(f"constant %{value.name} is not {term.value:g}", depth)
+            fail(f"constant %{value.name} is not {term.value:g}", depth)
+            return
         yield m
         return
     node = value.producer
     if node is None:
-        raise _Fail(f"%{value.name} is a {'constant' if value.const is not None else 'graph input'}, "
-                    f"expected the output of {'/'.join(o.value for o in term.ops)}", depth)
-    yield from _match_node(term, node, value.index, m, depth)
+        kind = "constant" if value.const is not None else "graph input"
+        fail(f"%{value.name} is a {kind}, expected the output of {'/'.join(o.value for o in term.ops)}", depth)
+        return
+    yield from _match_node(term, node, value.index, m, depth, fail)
 
 
-def _match_node(term: PNode, node: Node, out_index: int, m: Match, depth: int) -> Iterator[Match]:
+def _match_node(term: PNode, node: Node, out_index: int, m: Match, depth: int,
+                fail: _Failures) -> Iterator[Match]:
     if node.op not in term.ops:
-        raise _Fail(f"{node.describe()} is not {'/'.join(o.value for o in term.ops)}", depth)
+        fail(f"{node.describe()} is not {'/'.join(o.value for o in term.ops)}", depth)
+        return
     if out_index != term.output:
-        raise _Fail(f"{node.describe()} output {out_index} is used, expected output {term.output}", depth)
+        fail(f"{node.describe()} output {out_index} is used, expected output {term.output}", depth)
+        return
     for key, want in term.attrs.items():
         have = getattr(node.attrs, key)
         if have != want:
-            raise _Fail(f"{node.describe()} has {key}={have!r}, expected {want!r}", depth)
+            fail(f"{node.describe()} has {key}={have!r}, expected {want!r}", depth)
+            return
     if len(term.inputs) > len(node.inputs):
-        raise _Fail(f"{node.describe()} has {len(node.inputs)} inputs, expected {len(term.inputs)}", depth)
+        fail(f"{node.describe()} has {len(node.inputs)} inputs, expected {len(term.inputs)}", depth)
+        return
     m = _copy(m)
     m.matched.append(node)
     if term.name:
@@ -143,24 +175,25 @@ def _match_node(term: PNode, node: Node, out_index: int, m: Match, depth: int) -
     orders = [list(range(len(term.inputs)))]
     if node.op in COMMUTATIVE and len(term.inputs) == 2:
         orders.append([1, 0])
-    last: _Fail | None = None
     for order in orders:
-        try:
-            yield from _match_inputs(term, node, order, 0, m, depth + 1)
-            return
-        except _Fail as f:
-            if last is None or f.depth > last.depth:
-                last = f
-    raise last
+        yield from _match_inputs(term, node, order, 0, m, depth + 1, fail)
 
 
-def _match_inputs(term: PNode, node: Node, order: list[int], k: int, m: Match, depth: int) -> Iterator[Match]:
+def _match_inputs(term: PNode, node: Node, order: list[int], k: int, m: Match, depth: int,
+                  fail: _Failures) -> Iterator[Match]:
     if k == len(term.inputs):
         yield m
         return
-    sub = term.inputs[k]
-    for m2 in _match_value(sub, node.inputs[order[k]], m, depth):
-        yield from _match_inputs(term, node, order, k + 1, m2, depth)
+    for m2 in _match_value(term.inputs[k], node.inputs[order[k]], m, depth, fail):
+        yield from _match_inputs(term, node, order, k + 1, m2, depth, fail)
+
+
+def _height(term) -> int:
+    if isinstance(term, PAlt):
+        return max(_height(t) for t in term.alternatives)
+    if isinstance(term, PNode):
+        return 1 + max((_height(t) for t in term.inputs), default=0)
+    return 0
 
 
 def _copy(m: Match) -> Match:
@@ -186,22 +219,36 @@ class Rule:
         self.name = self.name or getattr(self.target, "__name__", self.kind)
 
     @property
+    def near_miss_depth(self) -> int:
+        """A failure this deep (half the pattern's height, at least 2) is worth reporting."""
+        return max(NEAR_MISS_DEPTH, (_height(self._root) + 1) // 2)
+
+    def _roots(self) -> list[PNode]:
+        return list(self._root.alternatives) if isinstance(self._root, PAlt) else [self._root]
+
+    @property
     def root_ops(self) -> tuple[Op, ...]:
-        return self._root.ops
+        return tuple(dict.fromkeys(op for r in self._roots() for op in r.ops))
 
     def match(self, node: Node) -> tuple[Match | None, str | None, int]:
-        """(match, None, depth) on success, else (None, reason, depth of the failure)."""
-        try:
-            for m in _match_node(self._root, node, 0, Match(node), 0):
-                reason = self._one_use(m) if self.one_use else None
-                if reason is None and self.check is not None:
-                    reason = self.check(m)
-                if reason is None:
-                    return m, None, 99
-                return None, reason, 98
-        except _Fail as f:
-            return None, f.reason, f.depth
-        return None, "no match", 0
+        """(match, None, depth) on success, else (None, reason, depth of the failure).
+
+        Structural matches are tried in turn until one passes the one-use
+        constraint and the check; a check's reason outranks structural ones.
+        """
+        fail = _Failures()
+        rejected: str | None = None
+        candidates = (m for root in self._roots() for m in _match_node(root, node, 0, Match(node), 0, fail))
+        for m in candidates:
+            reason = self._one_use(m) if self.one_use else None
+            if reason is None and self.check is not None:
+                reason = self.check(m)
+            if reason is None:
+                return m, None, CHECK_DEPTH + 1
+            rejected = rejected or reason
+        if rejected is not None:
+            return None, rejected, CHECK_DEPTH
+        return None, fail.reason, fail.depth
 
     @staticmethod
     def _one_use(m: Match) -> str | None:
@@ -243,43 +290,50 @@ class RewriteBuilder:
 # the depth a failure must reach to count as a near miss worth reporting: the
 # root matched and at least one of its inputs did too
 NEAR_MISS_DEPTH = 2
+# a structural match rejected by one-use or check ranks above any structural failure
+CHECK_DEPTH = 1000
 
 
 def apply_rules(graph: Graph, rules: list[Rule], report=None) -> int:
-    """Apply rules once over the graph, first match per node wins. Returns the number of rewrites."""
+    """Apply rules once over the graph, first match per node wins. Returns the number of rewrites.
+
+    Nodes are visited from the outputs up, so a pattern is tried at its root
+    before any of its sub-patterns can claim the nodes inside it.
+    """
     by_op: dict[Op, list[Rule]] = {}
     for r in rules:
         for op in r.root_ops:
             by_op.setdefault(op, []).append(r)
     count = 0
-    erased: set[int] = set()
-    for node in list(graph.nodes):
-        if id(node) in erased or node.graph is not graph:
+    misses: list[tuple[Node, str, str]] = []
+    for node in reversed(list(graph.nodes)):
+        if node.graph is not graph:
             continue
-        misses = []
+        best = None
         for rule in by_op.get(node.op, ()):
             m, reason, depth = rule.match(node)
             if m is None:
-                if depth >= NEAR_MISS_DEPTH:
-                    misses.append((depth, rule, reason))
+                if depth >= rule.near_miss_depth and (best is None or depth > best[0]):
+                    best = (depth, rule.kind, reason)
                 continue
             new = rule.replacement(RewriteBuilder(graph, node), m)
             news = new if isinstance(new, (list, tuple)) else [new]
             for old, nv in zip(node.outputs, news):
-                if nv.dtype is None or nv.dtype is old.dtype:
-                    nv.dtype = old.dtype
                 if old.shape is not None:
                     nv.shape = old.shape  # the rewrite keeps the type; keep the better-known shape
                 graph.replace_all_uses_with(old, nv)
-            erased |= _erase_dead(graph, m.matched)
+            _erase_dead(graph, m.matched)
             if report is not None:
                 report.record_fired(rule.kind)
             count += 1
-            misses = []
+            best = None
             break
-        if misses and report is not None:
-            depth, rule, reason = max(misses, key=lambda t: t[0])
-            report.record_miss(rule.kind, node.name, reason)
+        if best is not None:
+            misses.append((node, best[1], best[2]))
+    if report is not None:
+        for node, kind, reason in misses:
+            if node.graph is graph:  # not swallowed by a later fusion
+                report.record_miss(kind, node.name, reason)
     return count
 
 

@@ -16,7 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests import zoo  # noqa: E402
+from . import zoo  # noqa: E402
 
 TOL = dict(atol=1e-4, rtol=1e-4)
 SLOW_EXPORT_SECONDS = 20.0
@@ -73,6 +73,17 @@ def test_known_failures_still_fail(combo):
     # When an upgrade makes one of these work, move it from ZOO_FAILURES to ZOO.
     with pytest.raises(zoo.ZooExportError):
         zoo.zoo_model(*combo)
+
+
+def test_bad_requests_are_refused():
+    with pytest.raises(KeyError):
+        zoo.zoo_model("no_such_model", "torchscript", 17)
+    with pytest.raises(KeyError):
+        zoo.zoo_model("bert", "onnxmltools", 17)
+    with pytest.raises(zoo.ZooExportError, match="ships opset 17"):
+        zoo.zoo_model("paraphrase_minilm", "shipped", 14)
+    with pytest.raises(zoo.ZooExportError, match="shipped"):
+        zoo.zoo_model("paraphrase_minilm", "torchscript", 17)
 
 
 def test_zoo_inputs_are_valid_and_seeded():

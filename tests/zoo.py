@@ -6,8 +6,10 @@
 
 Exports are keyed by name/exporter/opset and by the versions of torch, transformers,
 onnx and onnxscript plus a hash of this file, so a version bump or an edit to a
-builder re-exports instead of silently reusing a stale graph. The cache lives in
-~/.cache/fuseformer/zoo unless FUSEFORMER_ZOO_CACHE says otherwise.
+builder re-exports instead of silently reusing a stale graph (any edit of this file
+does; `python -m tests.zoo --prune` drops the old keys, ~0.5 GB each). The cache lives
+in ~/.cache/fuseformer/zoo unless FUSEFORMER_ZOO_CACHE says otherwise. A failed export
+is remembered in a .failed file next to where the .onnx would be, with its reason.
 
 ZOO lists the combinations measured to export (and to run in onnxruntime, matching
 PyTorch); ZOO_FAILURES maps the ones that do not to the measured reason.
@@ -55,7 +57,10 @@ _TEXT = {
     "llama": (1000, 128, ("input_ids", "attention_mask"), ("last_hidden_state",)),
     "minilm": (30522, 512, ("input_ids", "attention_mask", "token_type_ids"),
                ("last_hidden_state", "pooler_output")),
-    "paraphrase_minilm": (30522, 512, ("input_ids", "attention_mask"), None),
+    # The shipped file's own output names: input_ids and attention_mask passed through,
+    # token embeddings, mean-pooled sentence embedding.
+    "paraphrase_minilm": (30522, 512, ("input_ids", "attention_mask"),
+                          ("output", "463", "onnx::Shape_422", "461")),
 }
 _VISION = {
     # name: (channels, image size, input names, output names)
@@ -117,7 +122,39 @@ ZOO_FAILURES: dict[tuple[str, str, int], str] = {
 }
 # Seconds to build + export + write each ZOO entry, measured from an empty cache (the
 # first entry also pays for importing transformers). Used to mark slow tests.
-EXPORT_SECONDS: dict[tuple[str, str, int], float] = {}
+EXPORT_SECONDS: dict[tuple[str, str, int], float] = {
+    ('bert', 'torchscript', 14): 2.3,
+    ('bert', 'torchscript', 17): 0.2,
+    ('bert', 'torchscript', 20): 0.1,
+    ('bert', 'dynamo', 17): 1.7,
+    ('bert', 'dynamo', 20): 2.0,
+    ('gpt2', 'torchscript', 14): 0.3,
+    ('gpt2', 'torchscript', 17): 0.3,
+    ('gpt2', 'torchscript', 20): 0.2,
+    ('gpt2', 'dynamo', 20): 2.8,
+    ('llama', 'torchscript', 14): 0.4,
+    ('llama', 'torchscript', 17): 0.4,
+    ('llama', 'torchscript', 20): 0.4,
+    ('llama', 'dynamo', 20): 3.6,
+    ('vit', 'torchscript', 14): 0.1,
+    ('vit', 'torchscript', 17): 0.1,
+    ('vit', 'torchscript', 20): 0.1,
+    ('vit', 'dynamo', 17): 1.8,
+    ('vit', 'dynamo', 20): 1.2,
+    ('cnn', 'torchscript', 14): 0.1,
+    ('cnn', 'torchscript', 17): 0.1,
+    ('cnn', 'torchscript', 20): 0.1,
+    ('cnn', 'dynamo', 20): 0.6,
+    ('minilm', 'torchscript', 14): 1.1,
+    ('minilm', 'torchscript', 17): 0.6,
+    ('minilm', 'torchscript', 20): 0.6,
+    ('minilm', 'dynamo', 17): 3.5,
+    ('minilm', 'dynamo', 20): 3.5,
+    ('efficientnet_lite0', 'torchscript', 14): 0.3,
+    ('efficientnet_lite0', 'torchscript', 17): 0.3,
+    ('efficientnet_lite0', 'torchscript', 20): 0.3,
+    ('efficientnet_lite0', 'dynamo', 20): 3.2,
+}
 
 
 class ZooExportError(RuntimeError):
@@ -298,8 +335,9 @@ def zoo_torch_model(name: str):
     }
     if name not in builders:
         raise KeyError(f"unknown zoo model {name!r}")
-    torch.manual_seed(0)
-    with _quiet():
+    # fork_rng: seed for a reproducible build without disturbing the caller's RNG stream.
+    with torch.random.fork_rng(devices=[]), _quiet():
+        torch.manual_seed(0)
         model = builders[name]()
     model.eval()
     for p in model.parameters():
@@ -619,9 +657,11 @@ def _export_torchscript(model, args, in_names, out_names, opset, text, keep_bn):
         dynamic_axes[n] = {0: "batch", 1: "sequence"} if (text and n == "last_hidden_state") else {0: "batch"}
     extra = {}
     if keep_bn:
-        # EVAL mode (the default) fuses BatchNormalization into the preceding Conv and
-        # constant folding would do the same; PRESERVE keeps the model's own (eval) mode
-        # without that peephole, so the BN nodes reach the file.
+        # With the defaults (EVAL mode, constant folding on) the exporter folds every
+        # BatchNormalization into its Conv. Measured: PRESERVE alone or
+        # do_constant_folding=False alone already keeps them. Both are set so the graph
+        # also keeps its unfolded shape arithmetic (efficientnet's "SAME" padding becomes
+        # Shape/Slice/Concat chains feeding Pad), which the optimizer's folding must handle.
         extra = dict(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     buf = io.BytesIO()
     with _quiet():
@@ -710,7 +750,17 @@ def _main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description="Export every zoo combination and report.")
     parser.add_argument("--only", nargs="*", help="model names to export (default: all)")
+    parser.add_argument("--prune", action="store_true",
+                        help="delete cached exports of other versions (each key holds ~0.5 GB)")
     opts = parser.parse_args(argv)
+    if opts.prune:
+        import shutil
+
+        for old in cache_root().glob("*"):
+            if old.is_dir() and old.name != version_key():
+                print(f"removing {old}")
+                shutil.rmtree(old)
+        return 0
     print(f"cache: {cache_root() / version_key()}")
     ok, failed = [], {}
     total = time.perf_counter()

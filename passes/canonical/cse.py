@@ -49,8 +49,9 @@ class EliminateCommonSubexpressions(Pass):
         for v in list(graph.constants.values()):
             if v.const.nbytes > _DEDUP_LIMIT or v in graph.outputs:
                 continue
-            arr = np.ascontiguousarray(v.const.numpy())
-            key = (v.dtype, arr.shape, hashlib.sha1(arr.tobytes()).hexdigest())
+            # ascontiguousarray would turn a scalar into shape [1]: key on the tensor's own shape
+            data = np.ascontiguousarray(v.const.numpy()).tobytes()
+            key = (v.dtype, v.const.shape, hashlib.sha1(data).hexdigest())
             first = by_content.setdefault(key, v)
             if first is not v:
                 graph.replace_all_uses_with(v, first)

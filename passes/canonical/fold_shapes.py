@@ -13,98 +13,8 @@ import numpy as np
 
 from ...ir.graph import Graph
 from ...ir.op import Op
-from ...ir.shape import Dim, Sym
-from ...ir.value import Value
+from ...ir.symbolic import SymVec, symbolic_value
 from ..base import Pass, PassResult
-
-SymVec = tuple[Dim, ...]
-_MAX_LEN = 16
-
-
-def symbolic_value(v: Value | None, memo: dict[int, SymVec | None]) -> SymVec | None:
-    """The elements of a small int64 vector (or scalar, as a 1-tuple) when known, else None."""
-    if v is None:
-        return None
-    if id(v) in memo:
-        return memo[id(v)]
-    memo[id(v)] = None
-    result = _evaluate(v, memo)
-    if result is not None and len(result) > _MAX_LEN:
-        result = None
-    memo[id(v)] = result
-    return result
-
-
-def _evaluate(v: Value, memo) -> SymVec | None:
-    if v.const is not None:
-        if v.dtype.numpy.kind not in "iu" or v.const.size > _MAX_LEN or len(v.const.shape) > 1:
-            return None
-        return tuple(int(x) for x in np.asarray(v.const.numpy()).reshape(-1))
-    node = v.producer
-    if node is None:
-        return None
-    op, ins = node.op, node.inputs
-    if op is Op.Shape:
-        shape = ins[0].shape
-        if shape is None:
-            return None
-        return tuple(shape[slice(node.attrs.start, node.attrs.end)])
-    if op in (Op.Unsqueeze, Op.Squeeze, Op.Identity, Op.Reshape) or \
-            (op is Op.Cast and v.dtype.numpy.kind in "iu"):
-        # rank changes of a scalar or vector do not change its elements
-        if op is Op.Reshape and (v.shape is None or len(v.shape) > 1):
-            return None
-        return symbolic_value(ins[0], memo)
-    if op is Op.Concat:
-        parts = [symbolic_value(x, memo) for x in ins]
-        if any(p is None for p in parts):
-            return None
-        return tuple(d for p in parts for d in p)
-    if op is Op.Gather:
-        data, idx = symbolic_value(ins[0], memo), symbolic_value(ins[1], memo)
-        if data is None or idx is None or node.attrs.axis != 0:
-            return None
-        try:
-            return tuple(data[i] for i in idx)
-        except (IndexError, TypeError):
-            return None
-    if op is Op.Slice:
-        data = symbolic_value(ins[0], memo)
-        args = [symbolic_value(x, memo) if x is not None else None for x in ins[1:5]]
-        starts, ends, axes, steps = (args + [None] * 4)[:4]
-        if data is None or starts is None or ends is None or not all(isinstance(x, int) for x in starts + ends):
-            return None
-        if axes is not None and tuple(axes) not in ((0,), (-1,)):
-            return None
-        step = steps[0] if steps else 1
-        if not isinstance(step, int):
-            return None
-        return tuple(data[slice(starts[0], ends[0], step)])
-    if op in (Op.Add, Op.Sub, Op.Mul, Op.Div):
-        a, b = symbolic_value(ins[0], memo), symbolic_value(ins[1], memo)
-        if a is None or b is None:
-            return None
-        if len(a) == 1 and len(b) > 1:
-            a = a * len(b)
-        if len(b) == 1 and len(a) > 1:
-            b = b * len(a)
-        if len(a) != len(b):
-            return None
-        out = []
-        for x, y in zip(a, b):
-            if not (isinstance(x, int) and isinstance(y, int)):
-                if op is Op.Mul and (x == 1 or y == 1):
-                    out.append(y if x == 1 else x)
-                    continue
-                if op is Op.Div and y == 1:
-                    out.append(x)
-                    continue
-                return None
-            out.append({Op.Add: x + y, Op.Sub: x - y, Op.Mul: x * y,
-                        Op.Div: int(x / y) if y else None}[op])
-        return None if None in out else tuple(out)
-    return None
-
 
 class FoldShapeComputations(Pass):
     """Turn runtime shape arithmetic into constants.
@@ -158,7 +68,7 @@ class FoldShapeComputations(Pass):
             if isinstance(d, int):
                 out.append(d)
                 unknown += d == -1
-            elif i < len(in_shape) and in_shape[i] == d:
+            elif d is not None and i < len(in_shape) and in_shape[i] == d:
                 out.append(0)
             else:
                 out.append(-1)

@@ -1,0 +1,1 @@
+"""Pattern fusions: each an exact rewrite, written as formula + target + replacement."""

@@ -1,0 +1,36 @@
+"""The default pipeline and the registry of passes users can name."""
+from __future__ import annotations
+
+from .base import Pass
+from .canonical.cse import EliminateCommonSubexpressions
+from .canonical.dce import EliminateDeadCode
+from .canonical.fold_constants import FoldConstants
+from .canonical.fold_shapes import FoldShapeComputations
+from .canonical.simplify import RemoveNoOps, SimplifyLayoutChains
+from .fusion.layernorm import FuseLayerNorm
+from .manager import PassManager
+
+
+def canonicalize_passes() -> list[Pass]:
+    return [RemoveNoOps(), FoldConstants(), FoldShapeComputations(), SimplifyLayoutChains(),
+            EliminateCommonSubexpressions(), EliminateDeadCode()]
+
+
+def fusion_passes() -> list[Pass]:
+    # order matters: norms and activations first, so attention and linear patterns see fused forms
+    return [FuseLayerNorm()]
+
+
+def all_passes() -> list[Pass]:
+    return canonicalize_passes() + fusion_passes()
+
+
+def default_pipeline() -> list[PassManager]:
+    """Canonicalize to a fixpoint, fuse, then clean up."""
+    return [PassManager(canonicalize_passes(), fixpoint=True),
+            PassManager(fusion_passes()),
+            PassManager(canonicalize_passes(), fixpoint=True)]
+
+
+def pass_names() -> list[str]:
+    return [p.name for p in all_passes()]
