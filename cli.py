@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .ir.errors import FuseformerError, ModelError, UnsupportedTargetError
+from .passes.context import DEFAULT_OPT_LEVEL
 
 TARGETS = ("onnx", "cpu", "cuda", "tvm", "mcu")
 _PLANNED = {"cpu": "the CPU backend", "cuda": "the CUDA backend", "tvm": "the TVM backend",
@@ -39,9 +40,18 @@ def _dim(text: str) -> tuple[str, int]:
 
 
 def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("model", help="input model (.onnx)")
+    parser.add_argument("model", nargs="?", help="input model (.onnx)")
     parser.add_argument("--target", choices=TARGETS, default="onnx", help="what to produce (default: onnx)")
-    parser.add_argument("-o", "--output", required=True, help="output path (a .onnx file for --target onnx)")
+    parser.add_argument("-o", "--output", help="output path (a .onnx file for --target onnx)")
+    parser.add_argument("--opt-level", type=int, default=DEFAULT_OPT_LEVEL, choices=range(0, 4),
+                        metavar="{0,1,2,3}",
+                        help="0: dead code only; 1: canonicalization; 2: + fusions (default); 3: everything")
+    parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
+                        help="skip a pass by name (repeatable; see --list-passes)")
+    parser.add_argument("--list-passes", action="store_true", help="list the passes and exit")
+    parser.add_argument("--bisect", action="store_true",
+                        help="debug wrong numbers: run the interpreter on seeded inputs around the pipeline "
+                             "and name the first pass that changed the outputs")
     parser.add_argument("--verify", action="store_true",
                         help="run the original and the result in onnxruntime on seeded random inputs, "
                              "print max abs / rel error per output, and fail (writing nothing) above --tol")
@@ -50,8 +60,10 @@ def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=VALUE",
                         help="value of a symbolic input dim for --verify (repeatable; default batch 1, others 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --verify inputs")
-    parser.add_argument("--report", action="store_true", help="print op counts before/after and model sizes")
-    parser.add_argument("--dump-ir", metavar="PATH", help="write the IR text (before and after) to PATH")
+    parser.add_argument("--report", action="store_true",
+                        help="print what each fusion did (and why it did not), op counts and model sizes")
+    parser.add_argument("--dump-ir", metavar="DIR",
+                        help="write the IR text to DIR: 00_input.txt, then one file after each pass")
     parser.add_argument("--opset", type=int, help="ONNX opset of the output (default: lowest that fits)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return parser
@@ -95,7 +107,14 @@ def _run(fn, args) -> int:
 def _do_optimize(args) -> int:
     from .backends.onnx import save_onnx
     from .frontends.onnx import load_onnx
+    from .passes import DumpIR, NumericalCheck, PassContext, Timing, VerifyEachPass, all_passes, optimize_graph
 
+    if args.list_passes:
+        for p in all_passes():
+            print(f"{p.name:<24} O{p.opt_level}  {p.summary()}")
+        return EXIT_OK
+    if not args.model or not args.output:
+        raise FuseformerError("a model and -o OUTPUT are required (or --list-passes)")
     progress = _Progress(args.quiet)
     if args.target != "onnx":
         raise UnsupportedTargetError(f"--target {args.target}: {_PLANNED[args.target]} is not available in "
@@ -106,20 +125,32 @@ def _do_optimize(args) -> int:
     progress(f"reading {src}")
     graph = load_onnx(src, progress=progress)
     before = graph.op_counts()
-    before_text = str(graph) if args.dump_ir else None
     progress(f"verifying the IR ({len(graph.nodes)} nodes)")
     graph.verify()
-    # the pass pipeline plugs in here (issue: pass manager and fusions)
-    after_text = str(graph) if args.dump_ir else None
+
+    instruments = [Timing(), VerifyEachPass()]
+    if args.dump_ir:
+        instruments.append(DumpIR(args.dump_ir))
+    if args.bisect:
+        from .runtime.feeds import random_feeds
+
+        instruments.append(NumericalCheck(random_feeds(graph, dict(args.dim), seed=args.seed),
+                                          atol=args.tol, rtol=args.tol, mode="bisect"))
+    ctx = PassContext(opt_level=args.opt_level, disabled=args.disable_pass, instruments=instruments)
+    progress(f"optimizing at O{args.opt_level}")
+    try:
+        graph = optimize_graph(graph, ctx)
+    except ValueError as e:
+        raise FuseformerError(str(e)) from e
+    progress(f"{len(graph.nodes)} nodes after optimization")
 
     check = None
     if args.verify:
         check = _verifier(args, graph, src, progress)
     progress(f"writing {out}")
     save_onnx(graph, out, opset=args.opset, progress=progress, before_commit=check)
-    if args.dump_ir:
-        Path(args.dump_ir).write_text(f"# before\n{before_text}\n\n# after\n{after_text}\n")
     if args.report:
+        print(ctx.report.format())
         _report(before, graph.op_counts(), src, out)
     progress("done")
     return EXIT_OK

@@ -1,7 +1,9 @@
 """The default pipeline and the registry of passes users can name."""
 from __future__ import annotations
 
+from ..ir.graph import Graph
 from .base import Pass
+from .context import PassContext
 from .canonical.cse import EliminateCommonSubexpressions
 from .canonical.dce import EliminateDeadCode
 from .canonical.fold_constants import FoldConstants
@@ -34,3 +36,21 @@ def default_pipeline() -> list[PassManager]:
 
 def pass_names() -> list[str]:
     return [p.name for p in all_passes()]
+
+
+def optimize_graph(graph: Graph, ctx: PassContext | None = None) -> Graph:
+    """Run the default pipeline; returns the optimized graph (``ctx.report`` says what happened).
+
+    Example:
+        >>> ctx = PassContext(opt_level=2, disabled=["fuse-attention"])
+        >>> graph = optimize_graph(load_onnx("model.onnx"), ctx)
+        >>> print(ctx.report.format())
+    """
+    ctx = ctx or PassContext()
+    known = set(pass_names())
+    unknown = sorted(set(ctx.disabled) - known)
+    if unknown:
+        raise ValueError(f"unknown pass names {unknown}; the passes are: {', '.join(sorted(known))}")
+    for pm in default_pipeline():
+        graph = pm(graph, ctx).graph
+    return graph

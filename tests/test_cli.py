@@ -26,14 +26,16 @@ def model_path(tmp_path):
 def test_optimize_verify_report(model_path, tmp_path, capsys):
     out = tmp_path / "out" / "mlp_opt.onnx"
     rc = optimize_main([str(model_path), "--target", "onnx", "-o", str(out), "--verify", "--report",
-                        "--dim", "seq=5", "--dump-ir", str(tmp_path / "ir.txt")])
+                        "--dim", "seq=5", "--dump-ir", str(tmp_path / "ir")])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert out.is_file()
     assert "verify (batch=1, seq=5; tol 0.0001):" in captured.out
     assert "y: max abs err 0.000e+00" in captured.out
     assert "ReduceMean" in captured.out and "model size" in captured.out
-    assert "# before" in (tmp_path / "ir.txt").read_text()
+    dumps = sorted(p.name for p in (tmp_path / "ir").iterdir())
+    assert dumps[0] == "00_input.txt" and len(dumps) > 1
+    assert "graph mlp(" in (tmp_path / "ir" / "00_input.txt").read_text()
     assert "[fuseformer" in captured.err  # progress lines
 
 
@@ -96,3 +98,21 @@ def test_console_script_exit_code(tmp_path):
                            str(tmp_path / "o.onnx")], capture_output=True, text=True)
     assert proc.returncode == EXIT_USER
     assert "no such model file" in proc.stderr
+
+
+def test_list_passes(capsys):
+    assert optimize_main(["--list-passes"]) == 0
+    out = capsys.readouterr().out
+    assert "fuse-layernorm" in out and "dce" in out
+
+
+def test_unknown_pass_name(model_path, tmp_path, capsys):
+    rc = optimize_main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--disable-pass", "fuse-everything"])
+    assert rc == EXIT_USER
+    assert "unknown pass names ['fuse-everything']" in capsys.readouterr().err
+
+
+def test_bisect_and_opt_levels(model_path, tmp_path):
+    for level in ("0", "1", "2"):
+        assert optimize_main([str(model_path), "-o", str(tmp_path / f"o{level}.onnx"), "-q",
+                              "--opt-level", level, "--bisect"]) == 0
