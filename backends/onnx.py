@@ -27,6 +27,7 @@ from ..ir.shape import Shape, Sym
 from ..ir.tensor import Tensor
 from ..ir.value import Value
 from .onnx_lowering import lower_node
+from .onnx_native import native_node
 
 # protobuf's hard limit is 2 GiB; stay well below it with the graph structure included
 EXTERNAL_THRESHOLD = 1 << 30
@@ -77,7 +78,7 @@ def to_model(graph: Graph, *, opset: int | None = None, external: dict | None = 
     extra_inits: list[TensorProto] = []
     for node in graph.nodes:
         if node.op.domain:
-            lowered, inits = lower_node(node, graph)
+            lowered, inits = native_node(node, opset) or lower_node(node, graph)
             nodes.extend(lowered)
             extra_inits.extend(inits)
         else:

@@ -106,3 +106,28 @@ def test_fused_ops_lower_to_standard_onnx(tmp_path):
     xs = np.random.default_rng(4).standard_normal((2, 5, 16)).astype(np.float32)
     ours = run(g, {"x": xs})[g.outputs[0].name]
     np.testing.assert_allclose(ort_run(out, {"x": xs})[0], ours, atol=1e-4, rtol=1e-4)
+
+
+def test_opset_23_writes_native_ops(tmp_path):
+    g = _fused_graph()
+    out = save_onnx(g, tmp_path / "fused23.onnx", opset=23)
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "RMSNormalization" in ops and "Attention" in ops
+    xs = np.random.default_rng(5).standard_normal((2, 5, 16)).astype(np.float32)
+    ours = run(g, {"x": xs})[g.outputs[0].name]
+    np.testing.assert_allclose(ort_run(out, {"x": xs})[0], ours, atol=1e-4, rtol=1e-4)
+
+
+def test_opset_23_keeps_decomposition_when_causal_alignment_differs(tmp_path):
+    g = Graph("cross")
+    q = g.add_input("q", DType.FLOAT, (1, 2, Sym("sq"), 4))
+    k = g.add_input("k", DType.FLOAT, (1, 2, Sym("sk"), 4))
+    v = g.add_input("v", DType.FLOAT, (1, 2, Sym("sk"), 4))
+    g.outputs.append(g.make_node(Op.Attention, [q, k, v], AttentionAttrs(causal=1)).output)
+    out = save_onnx(g, tmp_path / "cross.onnx", opset=23)
+    assert "Attention" not in {n.op_type for n in onnx.load(str(out)).graph.node}
+    rng = np.random.default_rng(6)
+    feeds = {"q": rng.standard_normal((1, 2, 3, 4), dtype=np.float32),
+             "k": rng.standard_normal((1, 2, 5, 4), dtype=np.float32),
+             "v": rng.standard_normal((1, 2, 5, 4), dtype=np.float32)}
+    np.testing.assert_allclose(ort_run(out, feeds)[0], run(g, feeds)[g.outputs[0].name], atol=1e-4, rtol=1e-4)
