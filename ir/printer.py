@@ -38,7 +38,8 @@ def format_node(node: Node) -> str:
 def _inline(t: Tensor) -> str:
     if t.size > _INLINE_LIMIT or t.external is not None:
         return ""
-    return " = " + np.array2string(np.asarray(t.numpy()).reshape(-1), separator=",", precision=6)
+    return " = " + np.array2string(np.asarray(t.numpy()).reshape(-1), separator=",", precision=6,
+                                   max_line_width=1 << 20)
 
 
 def _fmt(v: Any) -> str:

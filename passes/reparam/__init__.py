@@ -1,0 +1,1 @@
+"""Exact re-parameterizations: inference-time norms and affine maps folded into linear layers."""
