@@ -59,6 +59,12 @@ def _node_opset(node: Node) -> int:
         return 21
     if op is Op.LayerNormalization:
         return 17
+    if op in (Op.RMSNorm, Op.SkipRMSNorm):
+        return 18  # the decomposition's ReduceMean takes axes as an input
+    if op is Op.SkipLayerNorm:
+        return 17  # decomposed to Add + LayerNormalization
+    if op is Op.Attention and node.attrs.causal:
+        return 14  # the decomposition's causal band is a Trilu
     if op.domain:
         return 20 if node.attrs.items() and getattr(node.attrs, "activation", "") in ("gelu", "gelu_tanh") else 13
     return 13

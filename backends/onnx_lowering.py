@@ -79,13 +79,55 @@ _ACTIVATIONS = {
 }
 
 
+def _crms_norm(e: _Emitter, node: Node) -> None:
+    """y' = x' / sqrt((sum x'^2 + (sum x')^2) / d + eps) over the last axis."""
+    x = node.inputs[0].name
+    dt = _float_dtype(node)
+    last = e.const([-1], np.int64)
+    sq = e.emit("ReduceSum", [e.emit("Mul", [x, x]), last], keepdims=1)
+    s = e.emit("ReduceSum", [x, last], keepdims=1)
+    total = e.emit("Add", [sq, e.emit("Mul", [s, s])])
+    mean = e.emit("Div", [total, e.const(float(node.attrs.dim), dt)])
+    rms = e.emit("Sqrt", [e.emit("Add", [mean, e.const(node.attrs.epsilon, dt)])])
+    e.emit("Div", [x, rms], out=node.outputs[0].name)
+
+
 def _linear(e: _Emitter, node: Node) -> None:
-    """y = act(x @ W + b)."""
-    x, w, b = node.inputs[0], node.inputs[1], node.input(2)
+    """y = act(x @ W + b) + residual."""
+    x, w, b, r = node.inputs[0], node.inputs[1], node.input(2), node.input(3)
     y = e.emit("MatMul", [x.name, w.name])
     if b is not None:
         y = e.emit("Add", [y, b.name])
-    _ACTIVATIONS[node.attrs.activation](e, y, node.outputs[0].name, _float_dtype(node))
+    out, act = node.outputs[0].name, node.attrs.activation
+    if r is None:
+        _ACTIVATIONS[act](e, y, out, _float_dtype(node))
+        return
+    if act != "none":
+        y = _ACTIVATIONS[act](e, y, None, _float_dtype(node))
+    e.emit("Add", [y, r.name], out=out)
+
+
+def _skip_layer_norm(e: _Emitter, node: Node) -> None:
+    """s = x + skip (+ bias); y = LayerNormalization(s, gamma, beta) over the last axis."""
+    x, skip, gamma, beta, bias = (node.input(i) for i in range(5))
+    y, s = (v.name for v in node.outputs)
+    if bias is None:
+        e.emit("Add", [x.name, skip.name], out=s)
+    else:
+        e.emit("Add", [e.emit("Add", [x.name, skip.name]), bias.name], out=s)
+    inputs = [s, gamma.name] + ([beta.name] if beta is not None else [])
+    e.emit("LayerNormalization", inputs, out=y, axis=-1, epsilon=node.attrs.epsilon)
+
+
+def _skip_rms_norm(e: _Emitter, node: Node) -> None:
+    """s = x + skip; y = s / sqrt(mean(s^2, last axis) + eps) * gamma."""
+    x, skip, gamma = (node.inputs[i] for i in range(3))
+    y, s = (v.name for v in node.outputs)
+    dt = _float_dtype(node)
+    e.emit("Add", [x.name, skip.name], out=s)
+    ms = e.emit("ReduceMean", [e.emit("Mul", [s, s]), e.const([-1], np.int64)], keepdims=1)
+    rms = e.emit("Sqrt", [e.emit("Add", [ms, e.const(node.attrs.epsilon, dt)])])
+    e.emit("Mul", [e.emit("Div", [s, rms]), gamma.name], out=y)
 
 
 def _attention(e: _Emitter, node: Node) -> None:
@@ -113,6 +155,9 @@ def _attention(e: _Emitter, node: Node) -> None:
     if node.attrs.causal:
         scores = _causal(e, scores, dt)
     probs = e.emit("Softmax", [scores], axis=-1)
+    if mask is not None or node.attrs.causal:
+        # a fully masked row is softmax(-inf, ...) = NaN; Attention defines it as zeros
+        probs = e.emit("Where", [e.emit("IsNaN", [probs]), e.const(0, dt), probs])
     e.emit("MatMul", [probs, vname], out=node.outputs[0].name)
 
 
@@ -141,4 +186,30 @@ def _causal(e: _Emitter, scores: str, dt) -> str:
     return e.emit("Where", [keep, scores, e.const(-np.inf, dt)])
 
 
-_LOWERINGS = {Op.RMSNorm: _rms_norm, Op.Linear: _linear, Op.Attention: _attention}
+def _rotary(e: _Emitter, node: Node) -> None:
+    """y = x * cos + rotate(x) * sin, rotate(x) = (-x2, x1) over halves (or pairs) of the last axis."""
+    x, cos, sin = (node.inputs[i] for i in range(3))
+    d = x.shape[-1] if x.shape else None
+    if not isinstance(d, int):
+        raise NotImplementedError(f"node {node.describe()}: rotary needs a static head size")
+    i64, half = np.int64, d // 2
+    last = e.const([-1], i64)
+    if node.attrs.interleaved:
+        # view the last axis as [D/2, 2] pairs, rotate within each pair, view back
+        shape = e.emit("Shape", [x.name])
+        lead = e.emit("Slice", [shape, e.const([0], i64), last])
+        pairs = e.emit("Reshape", [x.name, e.emit("Concat", [lead, e.const([half, 2], i64)], axis=0)])
+        even = e.emit("Slice", [pairs, e.const([0], i64), e.const([1], i64), last])
+        odd = e.emit("Slice", [pairs, e.const([1], i64), e.const([2], i64), last])
+        rotated = e.emit("Reshape", [e.emit("Concat", [e.emit("Neg", [odd]), even], axis=-1), shape])
+    else:
+        lower = e.emit("Slice", [x.name, e.const([0], i64), e.const([half], i64), last])
+        upper = e.emit("Slice", [x.name, e.const([half], i64), e.const([d], i64), last])
+        rotated = e.emit("Concat", [e.emit("Neg", [upper]), lower], axis=-1)
+    e.emit("Add", [e.emit("Mul", [x.name, cos.name]), e.emit("Mul", [rotated, sin.name])],
+           out=node.outputs[0].name)
+
+
+_LOWERINGS = {Op.CRMSNorm: _crms_norm, Op.RMSNorm: _rms_norm, Op.Linear: _linear, Op.Attention: _attention,
+              Op.RotaryEmbedding: _rotary, Op.SkipLayerNorm: _skip_layer_norm,
+              Op.SkipRMSNorm: _skip_rms_norm}

@@ -56,6 +56,9 @@ def _attention(node: Node):
         attrs["is_causal"] = 1
     if node.attrs.scale is not None:
         attrs["scale"] = float(node.attrs.scale)
+    if mask is not None and (mask.rank != 4 or mask.shape[-2] != q.shape[2]):
+        # onnxruntime 1.32 requires the mask's query dim to be spelled out, not broadcast
+        return None
     inputs = [q.name, k.name, v.name] + ([mask.name] if mask is not None else [])
     return [helper.make_node("Attention", inputs, [node.outputs[0].name], name=node.name, **attrs)], []
 

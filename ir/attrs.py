@@ -343,6 +343,18 @@ class RMSNormAttrs(Attrs):
 
 
 @dataclass(frozen=True)
+class CRMSNormAttrs(Attrs):
+    """RMSNorm of a zero-mean vector stored in dim-1 coordinates (x_dim = -sum x').
+
+    y' = x' / sqrt((sum x'^2 + (sum x')^2) / dim + epsilon) over the last axis;
+    equals the first dim-1 coordinates of RMSNorm(x) (Jiang et al. 2023).
+    """
+
+    dim: int
+    epsilon: float = 1e-05
+
+
+@dataclass(frozen=True)
 class LinearAttrs(Attrs):
     """y = act(x @ W + bias) + residual; inputs (x, W [K, N], bias?, residual?).
 

@@ -84,7 +84,7 @@ def _norm_axis(axis: int, rank: int) -> int:
 
 # ---- rules ---------------------------------------------------------------
 @rule(*UNARY_ELEMENTWISE, Op.Clip, Op.Softmax, Op.LogSoftmax, Op.LpNormalization,
-      Op.InstanceNormalization, Op.GroupNormalization, Op.RMSNorm, Op.CumSum, Op.Trilu)
+      Op.InstanceNormalization, Op.GroupNormalization, Op.RMSNorm, Op.CRMSNorm, Op.CumSum, Op.Trilu)
 def _same(node: Node) -> list[TypeShape]:
     return [(_dtype(node), _shape(node))]
 

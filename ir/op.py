@@ -134,6 +134,7 @@ class Op(enum.Enum):
     SkipLayerNorm = "SkipLayerNorm"
     SkipRMSNorm = "SkipRMSNorm"
     RotaryEmbedding = "RotaryEmbedding"
+    CRMSNorm = "CRMSNorm"
 
     @property
     def domain(self) -> str:
@@ -159,7 +160,7 @@ class Op(enum.Enum):
 
 FUSEFORMER_DOMAIN = "fuseformer"
 _FUSEFORMER_OPS = frozenset({Op.RMSNorm, Op.Linear, Op.Attention, Op.SkipLayerNorm, Op.SkipRMSNorm,
-                             Op.RotaryEmbedding})
+                             Op.RotaryEmbedding, Op.CRMSNorm})
 
 # Ops whose output has the shape and dtype of the first input, applied elementwise.
 UNARY_ELEMENTWISE = frozenset({

@@ -3,7 +3,9 @@
 A rule's ``target(op, x, ...)`` spells the subgraph as it appears; every
 parameter after ``op`` is a variable that binds a Value (the same variable twice
 must bind the same Value). ``replacement(op, match)`` builds the new subgraph
-and returns its output. ``check(match)`` returns None to accept or a reason.
+and returns its output. ``check(match)`` returns None to accept or a reason;
+an empty reason rejects silently (the match is another rule's case, e.g. a
+non-constant addend is a residual, not a bias), so it is no near miss.
 
     # LayerNorm = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta
     def target(op, x, axes, eps, gamma, beta): ...
@@ -238,16 +240,22 @@ class Rule:
         """
         fail = _Failures()
         rejected: str | None = None
+        not_applicable = False
         candidates = (m for root in self._roots() for m in _match_node(root, node, 0, Match(node), 0, fail))
         for m in candidates:
             reason = self._one_use(m) if self.one_use else None
-            if reason is None and self.check is not None:
-                reason = self.check(m)
+            verdict = self.check(m) if self.check is not None else None
+            if verdict == "":
+                not_applicable = True  # another rule's case: no near miss, whatever else failed
+                continue
+            reason = reason or verdict
             if reason is None:
                 return m, None, CHECK_DEPTH + 1
             rejected = rejected or reason
         if rejected is not None:
             return None, rejected, CHECK_DEPTH
+        if not_applicable:
+            return None, "not applicable", -1
         return None, fail.reason, fail.depth
 
     @staticmethod

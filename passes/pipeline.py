@@ -9,8 +9,19 @@ from .canonical.dce import EliminateDeadCode
 from .canonical.fold_constants import FoldConstants
 from .canonical.fold_shapes import FoldShapeComputations
 from .canonical.simplify import RemoveNoOps, SimplifyLayoutChains
+from .fusion.attention import FuseAttention
+from .fusion.gelu import FuseGelu
 from .fusion.layernorm import FuseLayerNorm
+from .fusion.linear import FuseLinear
+from .fusion.linear_epilogue import FuseLinearActivation, FuseLinearResidual
+from .fusion.rmsnorm import FuseRMSNorm
+from .fusion.rotary import FuseRotaryEmbedding
+from .fusion.skipnorm import FuseSkipNorm
 from .manager import PassManager
+from .reparam.batchnorm import BatchNormToAffine
+from .reparam.crmsnorm import RMSNormToCRMSNorm
+from .reparam.fold_affine import CombineAffine, FoldAffineIntoLinear
+from .reparam.prernorm import LayerNormToRMSNorm
 
 
 def canonicalize_passes() -> list[Pass]:
@@ -19,8 +30,17 @@ def canonicalize_passes() -> list[Pass]:
 
 
 def fusion_passes() -> list[Pass]:
-    # order matters: norms and activations first, so attention and linear patterns see fused forms
-    return [FuseLayerNorm()]
+    # order matters: norms and activations first, so attention and linear patterns see fused forms;
+    # then the exact re-parameterizations, which read plain Linear layers and LayerNorms (the
+    # BatchNorm affine must reach its layer before an activation epilogue separates them, and
+    # the residual stream's writers must still be plain Linears); then Linear's epilogues, the
+    # residual one before skip-norm (fewer memory passes, see passes/fusion/linear_epilogue.py),
+    # which then takes the Adds no Linear absorbed
+    return [FuseLayerNorm(), FuseRMSNorm(), FuseGelu(), FuseRotaryEmbedding(), FuseAttention(),
+            FuseLinear(),
+            BatchNormToAffine(), CombineAffine(), FoldAffineIntoLinear(),
+            LayerNormToRMSNorm(), RMSNormToCRMSNorm(),
+            FuseLinearActivation(), FuseLinearResidual(), FuseSkipNorm()]
 
 
 def all_passes() -> list[Pass]:

@@ -9,9 +9,10 @@ import math
 
 import numpy as np
 
-from ..attrs import ACTIVATIONS
+from ..attrs import ACTIVATIONS, LayerNormalizationAttrs, RMSNormAttrs
 from ..op import Op
 from .elementwise import erf_array
+from .nn import layer_normalization
 from .registry import reference
 
 
@@ -55,13 +56,33 @@ def rms_norm(attrs, x, scale=None, bias=None):
 
 
 @reference(Op.Linear)
-def linear(attrs, x, w, bias=None):
+def linear(attrs, x, w, bias=None, residual=None):
     if w.ndim != 2 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"Linear: x {list(x.shape)} @ W {list(w.shape)}; W must be [K, N]")
     y = np.matmul(x, w)
     if bias is not None:
         y = y + bias
-    return _activate(attrs.activation, y).astype(x.dtype, copy=False)
+    y = _activate(attrs.activation, y).astype(x.dtype, copy=False)
+    if residual is not None:
+        y = y + residual  # after the activation: the Add(act(Linear), r) this replaces
+    return y
+
+
+@reference(Op.SkipLayerNorm)
+def skip_layer_norm(attrs, x, skip, gamma, beta=None, bias=None):
+    # the Add and LayerNormalization this replaces, evaluated as they would be
+    s = x + skip
+    if bias is not None:
+        s = s + bias
+    s = s.astype(x.dtype, copy=False)
+    y = layer_normalization(LayerNormalizationAttrs(axis=-1, epsilon=attrs.epsilon), s, gamma, beta)[0]
+    return y, s
+
+
+@reference(Op.SkipRMSNorm)
+def skip_rms_norm(attrs, x, skip, gamma):
+    s = (x + skip).astype(x.dtype, copy=False)
+    return rms_norm(RMSNormAttrs(axis=-1, epsilon=attrs.epsilon), s, gamma), s
 
 
 @reference(Op.Attention)

@@ -39,3 +39,22 @@ def per_channel(v: Value | None, channels, what: str) -> str | None:
 
 def flat(v: Value) -> np.ndarray:
     return np.asarray(v.const.numpy()).reshape(-1)
+
+
+# A check returns this to reject a match that is another rule's case (a non-constant
+# addend is a residual, not a bias): pattern.Rule reports no near miss for it.
+NOT_APPLICABLE = ""
+
+
+def broadcast_scalar(v: Value | None, rank: int | None) -> float | None:
+    """The value of a one-element constant that broadcasting cannot grow past ``rank``, else None."""
+    if v is None or v.const is None or v.const.size != 1:
+        return None
+    if rank is None or len(v.const.shape) > rank:
+        return None
+    return float(np.asarray(v.const.numpy()).reshape(-1)[0])
+
+
+def known_shape(shape) -> bool:
+    """Every dim is an int or a named symbol, so two such shapes compare exactly."""
+    return shape is not None and all(d is not None for d in shape)

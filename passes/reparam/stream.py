@@ -7,6 +7,7 @@ enter the stream and that can be re-centred so the stream's mean over the
 hidden axis is zero:
 
     Linear / MatMul / Gemm (constant W) : y = x W + b   -> centre W's columns and b
+                                          (a Linear's residual input continues the stream)
     Conv (constant W)                   : channel axis  -> centre W over output channels and b
     Gather(table, ids)                  : embeddings    -> centre every table row
     a constant (position embedding, cls token)          -> centre it over the hidden axis
@@ -96,6 +97,12 @@ def _prove(v: Value, axis: int, s: Stream, seen: dict[int, int], graph: Graph) -
         s.adds.append(p)
         for x in p.inputs:
             _prove_operand(x, v, axis, s, seen, graph)
+    elif op is Op.Linear and p.input(3) is not None and axis == v.rank - 1:
+        # y = x W + b + residual: a writer whose output also carries the stream along
+        if p.attrs.activation != "none":
+            raise _NotProven(f"{p.describe()} writes act(x W + b): not a linear map")
+        _writer_weights(p, v, axis, s)
+        _prove_operand(p.inputs[3], v, axis, s, seen, graph)
     elif op in (Op.Linear, Op.MatMul, Op.Gemm) and axis == v.rank - 1:
         _writer_linear(p, v, axis, s)
     elif op is Op.Conv and axis == 1:
@@ -121,7 +128,7 @@ def _prove(v: Value, axis: int, s: Stream, seen: dict[int, int], graph: Graph) -
         _prove(x, axis, s, seen, graph)
     elif op is Op.Mul and any(x.const is not None and x.const.size == 1 for x in p.inputs):
         _prove(next(x for x in p.inputs if x.const is None or x.const.size != 1), axis, s, seen, graph)
-    elif op in NORMS:
+    elif op in NORMS or (op in (Op.SkipLayerNorm, Op.SkipRMSNorm) and v.index == 0):
         raise _NotProven(f"{p.describe()} writes its output into the residual stream (Post-LN): "
                          f"a normalized value is not zero-mean")
     else:

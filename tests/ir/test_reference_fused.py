@@ -122,6 +122,46 @@ def test_linear_rejects_unknown_activation():
         run_op(Op.Linear, [randn(2, 3), randn(3, 4)], A.LinearAttrs(activation="swish"))
 
 
+# ---- Linear residual, skip norms ---------------------------------------------
+@pytest.mark.parametrize("activation", ["none", "gelu", "silu"])
+def test_linear_residual_is_added_after_the_activation(activation):
+    x, w, b, r = randn(2, 3, 8), randn(8, 6, seed=1), randn(6, seed=2), randn(2, 3, 6, seed=3)
+    ours = run_op(Op.Linear, [x, w, b, r], A.LinearAttrs(activation=activation))
+    want = TORCH_ACTS[activation](F.linear(t(x), t(w).T, t(b))) + t(r)
+    np.testing.assert_allclose(ours, want.numpy(), **TOL)
+
+
+def run_two_outputs(op, inputs, attrs):
+    g = Graph("two")
+    values = [None if a is None else g.add_input(f"in{i}", DType.from_numpy(a.dtype), a.shape)
+              for i, a in enumerate(inputs)]
+    node = g.make_node(op, values, attrs, num_outputs=2)
+    g.outputs.extend(node.outputs)
+    g.verify()
+    out = run(g, {f"in{i}": a for i, a in enumerate(inputs) if a is not None})
+    return [out[v.name] for v in node.outputs]
+
+
+@pytest.mark.parametrize("with_beta, with_bias", [(True, False), (False, False), (True, True)])
+def test_skip_layer_norm_matches_torch(with_beta, with_bias):
+    x, skip, gamma = randn(2, 5, 16) * 2, randn(2, 5, 16, seed=1), randn(16, seed=2)
+    beta = randn(16, seed=3) if with_beta else None
+    bias = randn(16, seed=4) if with_bias else None
+    y, s = run_two_outputs(Op.SkipLayerNorm, [x, skip, gamma, beta, bias], A.SkipLayerNormAttrs(epsilon=1e-5))
+    total = t(x) + t(skip) + (t(bias) if bias is not None else 0)
+    np.testing.assert_allclose(s, total.numpy(), **TOL)
+    np.testing.assert_allclose(y, F.layer_norm(total, (16,), t(gamma), t(beta), eps=1e-5).numpy(), **TOL)
+
+
+def test_skip_rms_norm_matches_torch():
+    x, skip, gamma = randn(2, 5, 16) * 2, randn(1, 5, 16, seed=1), randn(16, seed=2)
+    y, s = run_two_outputs(Op.SkipRMSNorm, [x, skip, gamma], A.SkipRMSNormAttrs(epsilon=1e-6))
+    total = t(x) + t(skip)
+    assert s.shape == y.shape == (2, 5, 16)
+    np.testing.assert_allclose(s, total.numpy(), **TOL)
+    np.testing.assert_allclose(y, F.rms_norm(total, (16,), t(gamma), eps=1e-6).numpy(), **TOL)
+
+
 # ---- Attention -----------------------------------------------------------
 def qkv(b=2, h=4, hkv=4, sq=5, sk=5, d=8, dv=8):
     return randn(b, h, sq, d), randn(b, hkv, sk, d, seed=1), randn(b, hkv, sk, dv, seed=2)
