@@ -60,10 +60,7 @@ class Interpreter:
         for step, (node, impl) in enumerate(zip(self.graph.nodes, self._impls)):
             args = [None if v is None else env[id(v)] for v in node.inputs]
             try:
-                if impl.needs_outputs:
-                    result = impl.fn(node.attrs, *args, n_outputs=len(node.outputs))
-                else:
-                    result = impl.fn(node.attrs, *args)
+                result = impl(node.attrs, args, len(node.outputs))
             except InterpreterError:
                 raise
             except Exception as e:

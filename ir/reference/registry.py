@@ -13,6 +13,11 @@ class Impl:
     # Split and friends need to know how many outputs the node has
     needs_outputs: bool = False
 
+    def __call__(self, attrs, args: list, n_outputs: int):
+        if self.needs_outputs:
+            return self.fn(attrs, *args, n_outputs=n_outputs)
+        return self.fn(attrs, *args)
+
 
 _IMPLS: dict[Op, Impl] = {}
 

@@ -59,10 +59,7 @@ class FoldConstants(Pass):
             return None
         args = [None if v is None else np.asarray(v.const.numpy()) for v in node.inputs]
         try:
-            if impl.needs_outputs:
-                result = impl.fn(node.attrs, *args, n_outputs=len(node.outputs))
-            else:
-                result = impl.fn(node.attrs, *args)
+            result = impl(node.attrs, args, len(node.outputs))
         except Exception:
             return None  # the interpreter reports it, with the node's name, when it runs
         results = list(result) if isinstance(result, tuple) else [result]

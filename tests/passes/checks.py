@@ -5,11 +5,28 @@ import numpy as np
 import onnxruntime as ort
 
 from fuseformer.backends.onnx import save_onnx
+from fuseformer.ir import DType, Sym
 from fuseformer.ir.interpreter import run
 from fuseformer.passes import PassContext
 from fuseformer.passes.canonical.dce import EliminateDeadCode
 
 FP32 = dict(atol=1e-4, rtol=1e-4)
+B, S = Sym("batch"), Sym("seq")
+F32 = DType.FLOAT
+RNG = np.random.default_rng(0)
+
+
+def randn(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def const(g, value, name, dtype=np.float32):
+    return g.add_constant(np.asarray(value, dtype), name)
+
+
+def node(g, op, inputs, name, attrs=None):
+    """Add a one-output node by name; returns its output value."""
+    return g.make_node(op, inputs, attrs, name=name).output
 
 
 def apply(p, graph, dce: bool = True, ctx: PassContext | None = None):

@@ -21,23 +21,8 @@ from fuseformer.passes.fusion.causal import split_causal
 from fuseformer.passes.pipeline import default_pipeline
 
 from ..zoo import ZOO, zoo_inputs, zoo_model
-from .checks import FP32, apply, assert_same_numbers, body
+from .checks import B, F32, FP32, RNG, S, apply, assert_same_numbers, body, const, node, randn
 
-B, S = Sym("batch"), Sym("seq")
-F32 = DType.FLOAT
-RNG = np.random.default_rng(0)
-
-
-def randn(*shape):
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def const(g, value, name, dtype=np.float32):
-    return g.add_constant(np.asarray(value, dtype), name)
-
-
-def node(g, op, inputs, name, attrs=None):
-    return g.make_node(op, inputs, attrs, name=name).output
 
 
 # ---- structural: before / after ----------------------------------------------------

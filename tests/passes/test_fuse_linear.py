@@ -15,24 +15,9 @@ from fuseformer.passes import PassContext
 from fuseformer.passes.fusion.linear import FuseLinear
 from fuseformer.passes.fusion.linear_epilogue import FuseLinearActivation, FuseLinearResidual
 
-from .checks import apply, assert_same_numbers, body
+from .checks import B, F32, RNG, S, apply, assert_same_numbers, body, const, node, randn
 from .fused_zoo import ZOO, ZOO_IDS, TRANSFORMERS, optimized
 
-B, S = Sym("batch"), Sym("seq")
-F32 = DType.FLOAT
-RNG = np.random.default_rng(0)
-
-
-def randn(*shape):
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def const(g, value, name, dtype=np.float32):
-    return g.add_constant(np.asarray(value, dtype), name)
-
-
-def node(g, op, inputs, name, attrs=None):
-    return g.make_node(op, inputs, attrs, name=name).output
 
 
 def fuse_all(g, ctx=None):
