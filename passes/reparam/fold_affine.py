@@ -42,6 +42,8 @@ class CombineAffine(Pass):
     2. (x + c) * a -> x * a + c a
     3. (u + c) + w -> (u + w) + c                  (constants move to the end of Add chains)
     4. x * a + x * b -> x * (a + b)                  (RepBN: BN(x) + alpha x)
+    5. x / c -> x * (1/c)  next to a linear layer or another affine op (Unified Normalization's
+       x / sqrt(var + eps)); equal within one rounding
     Every rewrite keeps the result's shape: merged constants broadcast to no more than it.
     """
 
@@ -51,10 +53,33 @@ class CombineAffine(Pass):
     def run(self, graph: Graph, ctx) -> PassResult:
         modified = False
         for node in list(graph.nodes):
-            if node.graph is not graph or node.op not in (Op.Mul, Op.Add) or not node.outputs[0].dtype.is_float:
+            if node.graph is not graph or not node.outputs[0].dtype.is_float:
                 continue
-            modified |= self._combine(graph, node)
+            if node.op is Op.Div:
+                modified |= self._div_to_mul(graph, node)
+            elif node.op in (Op.Mul, Op.Add):
+                modified |= self._combine(graph, node)
         return PassResult(graph, modified)
+
+    @staticmethod
+    def _div_to_mul(graph: Graph, node: Node) -> bool:
+        x, c = node.inputs[0], node.inputs[1]
+        if x.const is not None or c.const is None:
+            return False
+        cv = np.asarray(c.const.numpy())
+        if cv.size == 0 or np.any(cv == 0):
+            return False
+        affine = (Op.Mul, Op.Add, *_LINEAR)
+        near = (x.producer is not None and x.producer.op in affine) or \
+            any(u.op in affine for u in node.outputs[0].users())
+        if not near:
+            return False
+        with graph.inserting_before(node):
+            inv = graph.add_constant((1 / cv.astype(np.float64)).astype(cv.dtype), f"{node.name}/inverse")
+            new = graph.make_node(Op.Mul, [x, inv], name=f"{node.name}/mul").output
+        graph.replace_all_uses_with(node.outputs[0], new)
+        graph.erase(node)
+        return True
 
     def _combine(self, graph: Graph, node: Node) -> bool:
         pair = _const_operand(node)

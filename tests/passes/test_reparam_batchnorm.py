@@ -132,3 +132,43 @@ def test_real_models_lose_every_batchnorm(combo):
     assert counts.get("Mul", 0) == 0  # every scale went into a conv
     assert ctx.report.fired["BatchNorm -> affine"] == n_bn
     assert_same_numbers(before, g, feeds)
+
+
+def test_unified_normalization_folds(tmp_path):
+    """UN at inference: y = gamma x / sqrt(running_var + eps) + beta, then a Linear."""
+    g = Graph("g")
+    x = g.add_input("x", DType.FLOAT, (Sym("batch"), 5, 8))
+    std = g.add_constant(np.sqrt(RNG.uniform(0.5, 2, 8) + 1e-5).astype(np.float32), "std")
+    gamma = g.add_constant(RNG.uniform(0.5, 1.5, 8).astype(np.float32), "gamma")
+    beta = g.add_constant(RNG.standard_normal(8).astype(np.float32), "beta")
+    h = g.make_node(Op.Div, [x, std], name="un_div").output
+    h = g.make_node(Op.Add, [g.make_node(Op.Mul, [h, gamma], name="un_scale").output, beta], name="un_shift").output
+    w = g.add_constant(RNG.standard_normal((8, 6)).astype(np.float32), "w")
+    b = g.add_constant(RNG.standard_normal(6).astype(np.float32), "b")
+    g.outputs.append(g.make_node(Op.Linear, [h, w, b], name="fc").output)
+    feeds = {"x": RNG.standard_normal((2, 5, 8)).astype(np.float32)}
+    before = run(g, feeds)
+    fold(g)
+    assert [n.op for n in g.nodes] == [Op.Linear]
+    assert_same_numbers(before, g, feeds, tmp_path)
+
+
+def test_slab_patch_embed_bias_times_alpha(tmp_path):
+    """PatchEmbed: RepBN(conv(x) + c_b) = a (W x + c_b) + c with a = gamma/sqrt(var+eps) + alpha.
+
+    The folded bias must be a*c_b + c, alpha*c_b included (SLAB's own merge drops that term).
+    """
+    g = Graph("g")
+    x = g.add_input("x", DType.FLOAT, (Sym("batch"), 3, 8, 8))
+    w = g.add_constant(RNG.standard_normal((8, 3, 4, 4)).astype(np.float32), "w")
+    cb = g.add_constant(RNG.standard_normal(8).astype(np.float32) * 3, "conv_bias")
+    y = g.make_node(Op.Conv, [x, w, cb], ConvAttrs(strides=(4, 4)), name="patch").output
+    bn = g.make_node(Op.BatchNormalization, [y, *bn_params(8, g)], BatchNormalizationAttrs(), name="bn").output
+    alpha = g.add_constant(np.full((8, 1, 1), 0.7, np.float32), "alpha")
+    rep = g.make_node(Op.Add, [bn, g.make_node(Op.Mul, [y, alpha], name="alpha_y").output], name="repbn").output
+    g.outputs.append(g.make_node(Op.Relu, [rep], name="relu").output)
+    feeds = {"x": RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)}
+    before = run(g, feeds)
+    fold(g)
+    assert [n.op for n in g.nodes] == [Op.Conv, Op.Relu]
+    assert_same_numbers(before, g, feeds, tmp_path)
