@@ -10,6 +10,8 @@ from pathlib import Path
 from . import __version__
 from .ir.errors import FuseformerError, ModelError, UnsupportedTargetError
 from .passes.context import DEFAULT_OPT_LEVEL
+from .passes.instruments import PassBrokeGraph
+from .passes.manager import PassError
 
 TARGETS = ("onnx", "cpu", "cuda", "tvm", "mcu")
 _PLANNED = {"cpu": "the CPU backend", "cuda": "the CUDA backend", "tvm": "the TVM backend",
@@ -91,6 +93,11 @@ def _run(fn, args) -> int:
     except VerificationFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_VERIFY
+    except (PassError, PassBrokeGraph) as e:
+        # a pass failed or broke the graph: our bug, not the user's input
+        print(f"internal error: {e}\n(a bug in fuseformer: please report it with the model; "
+              f"--disable-pass NAME works around it; nothing was written)", file=sys.stderr)
+        return EXIT_INTERNAL
     except FuseformerError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER
@@ -134,14 +141,14 @@ def _do_optimize(args) -> int:
     if args.bisect:
         from .runtime.feeds import random_feeds
 
-        instruments.append(NumericalCheck(random_feeds(graph, dict(args.dim), seed=args.seed),
-                                          atol=args.tol, rtol=args.tol, mode="bisect"))
+        try:
+            feeds = random_feeds(graph, dict(args.dim), seed=args.seed)
+        except ValueError as e:
+            raise FuseformerError(f"--bisect: {e}") from e
+        instruments.append(NumericalCheck(feeds, atol=args.tol, rtol=args.tol, mode="bisect"))
     ctx = PassContext(opt_level=args.opt_level, disabled=args.disable_pass, instruments=instruments)
     progress(f"optimizing at O{args.opt_level}")
-    try:
-        graph = optimize_graph(graph, ctx)
-    except ValueError as e:
-        raise FuseformerError(str(e)) from e
+    graph = optimize_graph(graph, ctx)
     progress(f"{len(graph.nodes)} nodes after optimization")
 
     check = None
@@ -173,7 +180,10 @@ def _verifier(args, graph, src: Path, progress):
             reference = run_onnx(str(src), feeds)
         except Exception as e:
             raise ModelError(f"--verify: onnxruntime cannot run the original model: {e}") from e
-        errors = compare_outputs(reference, run_onnx(str(tmp_model), feeds), args.tol)
+        try:
+            errors = compare_outputs(reference, run_onnx(str(tmp_model), feeds), args.tol)
+        except ValueError as e:  # different output names or shapes
+            raise VerificationFailed(f"--verify: {e}; nothing was written") from e
         print(f"verify ({shown}; tol {args.tol:g}):")
         for err in errors:
             flag = "ok" if err.bad_fraction == 0 else "FAIL"

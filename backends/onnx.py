@@ -9,8 +9,10 @@ tensor by tensor, so a model over 2 GB is never held twice in memory.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import uuid
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .. import __version__
+from ..ir.errors import FuseformerError
 from ..ir.graph import Graph
 from ..ir.node import Node
 from ..ir.op import REDUCTIONS, Op
@@ -40,6 +43,35 @@ def required_opset(graph: Graph) -> int:
     for node in graph.nodes:
         need = max(need, _node_opset(node))
     return need
+
+
+class OpsetError(FuseformerError, ValueError):
+    """An --opset the graph cannot be written at, or onnxruntime cannot run."""
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime_runs_opset(opset: int) -> bool:
+    """Whether the installed onnxruntime loads a model of this opset (a trivial one)."""
+    import onnxruntime as ort
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = min(m.ir_version, 10)
+    try:
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return True
+    except Exception:
+        return False
+
+
+def check_opset(opset: int, need: int) -> None:
+    if opset < need:
+        raise OpsetError(f"the optimized graph needs opset {need} or newer; --opset {opset} was asked for")
+    if opset > onnx.defs.onnx_opset_version() or not _runtime_runs_opset(opset):
+        raise OpsetError(f"opset {opset} is newer than the installed onnx/onnxruntime run "
+                         f"(onnx knows up to {onnx.defs.onnx_opset_version()})")
 
 
 def _node_opset(node: Node) -> int:
@@ -78,8 +110,8 @@ def to_model(graph: Graph, *, opset: int | None = None, external: dict | None = 
     need = required_opset(graph)
     if opset is None:
         opset = need
-    elif opset < need:
-        raise ValueError(f"the graph needs opset {need} or newer, {opset} was asked for")
+    else:
+        check_opset(opset, need)
     nodes: list[onnx.NodeProto] = []
     extra_inits: list[TensorProto] = []
     for node in graph.nodes:
@@ -106,18 +138,23 @@ def to_model(graph: Graph, *, opset: int | None = None, external: dict | None = 
 def save_onnx(graph: Graph, path: str | os.PathLike, *, opset: int | None = None,
               check: bool = True, progress: Callable[[str], None] | None = None,
               before_commit: Callable[[Path], None] | None = None) -> Path:
-    """Write ``graph`` to ``path`` atomically (and ``path``.data when weights are large).
+    """Write ``graph`` to ``path`` atomically (and a ``<name>.<id>.data`` file when weights are large).
 
     Nothing appears at ``path`` unless the whole model was written, passed
     ``onnx.checker`` with full_check (with ``check``), and ``before_commit``
-    (given the temporary file, e.g. a numerical verification) returned.
+    (given the temporary file, e.g. a numerical verification) returned. The
+    data file has a fresh name, so it never replaces data that another model
+    (the input, or the model being overwritten) still reads; the model file
+    is switched last, in one rename, and the data of the model it replaced
+    is removed afterwards.
     """
     progress = progress or (lambda _: None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    placed_data: Path | None = None
     try:
-        data_name = path.name + ".data"
+        data_name = f"{path.name}.{uuid.uuid4().hex[:8]}.data"
         external = None
         if graph.weight_bytes() > EXTERNAL_THRESHOLD:
             progress(f"streaming {graph.weight_bytes() / 2**30:.2f} GiB of weights to {data_name}")
@@ -131,12 +168,41 @@ def save_onnx(graph: Graph, path: str | os.PathLike, *, opset: int | None = None
             onnx.checker.check_model(str(out), full_check=True)
         if before_commit is not None:
             before_commit(out)
+        stale = _own_data_files(path) - _external_files(graph)
         if external is not None:
-            os.replace(tmp / data_name, path.parent / data_name)
+            placed_data = path.parent / data_name
+            os.replace(tmp / data_name, placed_data)
         os.replace(out, path)
+        placed_data = None
+        for old in stale:
+            if old.name != data_name:
+                old.unlink(missing_ok=True)
     finally:
+        if placed_data is not None:  # the model never switched to it
+            placed_data.unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _own_data_files(path: Path) -> set[Path]:
+    """The external data files the model now at ``path`` reads (if it is one of ours to replace)."""
+    if not path.is_file():
+        return set()
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return set()
+    files = set()
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                files.add((path.parent / e.value).resolve())
+    return files
+
+
+def _external_files(graph: Graph) -> set[Path]:
+    """Files the graph's own constants are memory-mapped from (never to be deleted)."""
+    return {Path(v.const.external.path).resolve() for v in graph.constants.values() if v.const.external}
 
 
 def _write_external(graph: Graph, file: Path, location: str) -> dict:

@@ -169,8 +169,12 @@ class Graph:
             self.outputs = [new if o is old else o for o in self.outputs]
             return
         keep = old.name
+        if any(v is old for v in self.inputs):
+            raise ValueError(f"graph output %{keep} is a graph input: it cannot be replaced by another value")
         self._names.discard(keep)
         old.name = self._claim(self.fresh_name(keep + "_replaced"))
+        if old.const is not None:
+            self.constants[old.name] = self.constants.pop(keep)
         alias = Value(self._claim(keep), new.dtype, new.shape)
         node = Node(Op.Identity, [new], [alias], name=self.fresh_node_name(f"{keep}/keep_name"))
         saved, self._insert_at = self._insert_at, None

@@ -42,8 +42,8 @@ def _evaluate(v: Value, memo) -> SymVec | None:
             return None
         return tuple(int(x) for x in np.asarray(v.const.numpy()).reshape(-1))
     node = v.producer
-    if node is None:
-        return None
+    if node is None or v.shape is None or len(v.shape) > 1:
+        return None  # only scalars and vectors: a 2-D tensor is no list of dims
     op, ins = node.op, node.inputs
     if op is Op.Shape:
         shape = ins[0].shape
@@ -77,9 +77,9 @@ def _evaluate(v: Value, memo) -> SymVec | None:
         if axes is not None and tuple(axes) not in ((0,), (-1,)):
             return None
         step = steps[0] if steps else 1
-        if not isinstance(step, int):
-            return None
-        return tuple(data[slice(starts[0], ends[0], step)])
+        if step != 1:
+            return None  # Python's clamping for negative steps is not ONNX's
+        return tuple(data[slice(starts[0], ends[0], 1)])
     if op in (Op.Add, Op.Sub, Op.Mul, Op.Div):
         a, b = symbolic_value(ins[0], memo), symbolic_value(ins[1], memo)
         if a is None or b is None:

@@ -1,6 +1,7 @@
 """The default pipeline and the registry of passes users can name."""
 from __future__ import annotations
 
+from ..ir.errors import FuseformerError
 from ..ir.graph import Graph
 from .base import Pass
 from .context import PassContext
@@ -58,6 +59,10 @@ def pass_names() -> list[str]:
     return [p.name for p in all_passes()]
 
 
+class UnknownPassError(FuseformerError, ValueError):
+    """A pass name that the pipeline does not have (a user error, e.g. --disable-pass)."""
+
+
 def optimize_graph(graph: Graph, ctx: PassContext | None = None) -> Graph:
     """Run the default pipeline; returns the optimized graph (``ctx.report`` says what happened).
 
@@ -70,7 +75,7 @@ def optimize_graph(graph: Graph, ctx: PassContext | None = None) -> Graph:
     known = set(pass_names())
     unknown = sorted(set(ctx.disabled) - known)
     if unknown:
-        raise ValueError(f"unknown pass names {unknown}; the passes are: {', '.join(sorted(known))}")
+        raise UnknownPassError(f"unknown pass names {unknown}; the passes are: {', '.join(sorted(known))}")
     for pm in default_pipeline():
         graph = pm(graph, ctx).graph
     return graph

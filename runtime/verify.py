@@ -43,9 +43,10 @@ def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarr
             raise ValueError(f"output {name!r} has shape {list(got.shape)}, expected {list(ref.shape)}")
         a, b = got.astype(np.float64), ref.astype(np.float64)
         diff = np.abs(a - b)
-        scale = np.abs(b).max() if b.size else 0.0
-        max_abs = float(diff.max()) if diff.size else 0.0
+        scale = float(np.nanmax(np.abs(b))) if b.size and not np.all(np.isnan(b)) else 0.0
+        max_abs = float(diff.max()) if diff.size else 0.0  # NaN when any element is NaN: shown as nan
+        # NaN where the reference has none (or the reverse) is an error, as is inf against finite
+        bad = ~np.isclose(a, b, rtol=tol, atol=tol, equal_nan=True)
         errors.append(OutputError(
-            name, max_abs, max_abs / scale if scale > 0 else max_abs,
-            float(np.mean(diff > tol + tol * np.abs(b))) if diff.size else 0.0))
+            name, max_abs, max_abs / scale if scale > 0 else max_abs, float(np.mean(bad)) if bad.size else 0.0))
     return errors

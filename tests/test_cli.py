@@ -116,3 +116,26 @@ def test_bisect_and_opt_levels(model_path, tmp_path):
     for level in ("0", "1", "2"):
         assert optimize_main([str(model_path), "-o", str(tmp_path / f"o{level}.onnx"), "-q",
                               "--opt-level", level, "--bisect"]) == 0
+
+
+def test_exit_codes_for_bad_options(model_path, tmp_path, capsys):
+    out = str(tmp_path / "o.onnx")
+    assert optimize_main([str(model_path), "-o", out, "--opset", "13"]) == EXIT_USER
+    assert "needs opset" in capsys.readouterr().err
+    assert optimize_main([str(model_path), "-o", out, "--opset", "99"]) == EXIT_USER
+    assert optimize_main([str(model_path), "-o", out, "--bisect", "--dim", "sequence=4"]) == EXIT_USER
+    assert "--bisect" in capsys.readouterr().err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_broken_pass_is_an_internal_error(model_path, tmp_path, monkeypatch, capsys):
+    from fuseformer.passes.canonical.simplify import RemoveNoOps
+
+    def explode(self, graph, ctx):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(RemoveNoOps, "run", explode)
+    rc = optimize_main([str(model_path), "-o", str(tmp_path / "o.onnx"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 4 and "pass 'remove-noops' failed" in err and "--disable-pass" in err
+    assert not (tmp_path / "o.onnx").exists()

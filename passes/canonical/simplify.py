@@ -119,5 +119,7 @@ class SimplifyLayoutChains(Pass):
     def _same_axes(a, b, node, prev) -> bool:
         # normalize negative axes against the rank each op sees
         big_rank = max(node.outputs[0].rank or 0, prev.outputs[0].rank or 0)
+        if big_rank == 0:
+            return False
         norm = lambda axes: sorted(int(x) % big_rank for x in np.asarray(axes.const.numpy()).reshape(-1))
         return norm(a) == norm(b)

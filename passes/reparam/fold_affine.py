@@ -74,8 +74,11 @@ class CombineAffine(Pass):
             any(u.op in affine for u in node.outputs[0].users())
         if not near:
             return False
+        inverse = (1 / cv.astype(np.float64)).astype(cv.dtype)
+        if not np.all(np.isfinite(inverse)):
+            return False  # 1/c overflows this dtype: x / c is the only safe spelling
         with graph.inserting_before(node):
-            inv = graph.add_constant((1 / cv.astype(np.float64)).astype(cv.dtype), f"{node.name}/inverse")
+            inv = graph.add_constant(inverse, f"{node.name}/inverse")
             new = graph.make_node(Op.Mul, [x, inv], name=f"{node.name}/mul").output
         graph.replace_all_uses_with(node.outputs[0], new)
         graph.erase(node)

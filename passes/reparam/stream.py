@@ -68,6 +68,8 @@ def trace_stream(graph: Graph) -> Stream:
             rank = n.inputs[0].rank
             if rank is None or n.attrs.axis % rank != rank - 1:
                 raise _NotProven(f"{n.describe()} does not normalize over the last axis only")
+            if any(o.uses or o in graph.outputs for o in n.outputs[1:]):
+                raise _NotProven(f"{n.describe()}: its mean / inverse-std outputs are used")
             s.norms.append(n)
             _prove(n.inputs[0], rank - 1, s, seen, graph)
         _check_readers(s, graph)
@@ -107,7 +109,8 @@ def _prove(v: Value, axis: int, s: Stream, seen: dict[int, int], graph: Graph) -
         _writer_linear(p, v, axis, s)
     elif op is Op.Conv and axis == 1:
         _writer_weights(p, v, axis, s)
-    elif op is Op.Gather and p.inputs[0].const is not None and p.attrs.axis == 0 and axis == v.rank - 1:
+    elif op is Op.Gather and p.inputs[0].const is not None and p.inputs[0].rank == 2 \
+            and p.attrs.axis == 0 and axis == v.rank - 1:
         s.writers.append(Writer(p, v, axis))
     elif op in (Op.Identity, Op.Dropout):
         _prove(p.inputs[0], axis, s, seen, graph)
@@ -126,7 +129,8 @@ def _prove(v: Value, axis: int, s: Stream, seen: dict[int, int], graph: Graph) -
         if x.rank != v.rank or x.shape[axis] != v.shape[axis]:
             raise _NotProven(f"{p.describe()} broadcasts along the hidden axis")
         _prove(x, axis, s, seen, graph)
-    elif op is Op.Mul and any(x.const is not None and x.const.size == 1 for x in p.inputs):
+    elif op is Op.Mul and any(x.const is not None and x.const.size == 1 and len(x.const.shape) <= v.rank
+                              for x in p.inputs) and all(x.rank == v.rank or x.const is not None for x in p.inputs):
         _prove(next(x for x in p.inputs if x.const is None or x.const.size != 1), axis, s, seen, graph)
     elif op in NORMS or (op in (Op.SkipLayerNorm, Op.SkipRMSNorm) and v.index == 0):
         raise _NotProven(f"{p.describe()} writes its output into the residual stream (Post-LN): "

@@ -58,7 +58,8 @@ def test_external_data_when_large(tmp_path, monkeypatch):
     src = tmp_path / "src.onnx"
     onnx.save(mlp_model(17, hidden=64), str(src))
     out = save_onnx(load_onnx(src), tmp_path / "out.onnx")
-    assert (tmp_path / "out.onnx.data").stat().st_size >= 4 * 64 * 4
+    data = list(tmp_path.glob("out.onnx.*.data"))
+    assert len(data) == 1 and data[0].stat().st_size >= 4 * 64 * 4
     w = next(t for t in onnx.load(str(out), load_external_data=False).graph.initializer if t.name == "w")
     assert w.data_location == onnx.TensorProto.EXTERNAL
     np.testing.assert_array_equal(ort_run(out, {"x": X})[0], ort_run(src, {"x": X})[0])
@@ -131,3 +132,28 @@ def test_opset_23_keeps_decomposition_when_causal_alignment_differs(tmp_path):
              "k": rng.standard_normal((1, 2, 5, 4), dtype=np.float32),
              "v": rng.standard_normal((1, 2, 5, 4), dtype=np.float32)}
     np.testing.assert_allclose(ort_run(out, feeds)[0], run(g, feeds)[g.outputs[0].name], atol=1e-4, rtol=1e-4)
+
+
+def test_external_data_never_overwrites_the_inputs(tmp_path, monkeypatch):
+    """optimize orig.onnx -o model.onnx, where orig's weights live in model.onnx.data."""
+    monkeypatch.setattr(onnx_backend, "EXTERNAL_THRESHOLD", 64)
+    monkeypatch.setattr(onnx_backend, "_MIN_EXTERNAL_TENSOR", 16)
+    src = tmp_path / "orig.onnx"
+    onnx.save(mlp_model(17, hidden=64), str(src), save_as_external_data=True, location="model.onnx.data",
+              size_threshold=16)
+    want = ort_run(src, {"x": X})[0]
+    out = save_onnx(load_onnx(src), tmp_path / "model.onnx")
+    np.testing.assert_array_equal(ort_run(src, {"x": X})[0], want)  # the input still loads
+    np.testing.assert_array_equal(ort_run(out, {"x": X})[0], want)
+    # writing again replaces the previous output's data file, leaving exactly one of ours
+    save_onnx(load_onnx(src), tmp_path / "model.onnx")
+    assert len(list(tmp_path.glob("model.onnx.*.data"))) == 1
+    np.testing.assert_array_equal(ort_run(src, {"x": X})[0], want)
+
+
+def test_opset_validation():
+    g = from_model(mlp_model(17))
+    with pytest.raises(onnx_backend.OpsetError, match="needs opset 18"):
+        onnx_backend.to_model(g, opset=17)
+    with pytest.raises(onnx_backend.OpsetError, match="newer than the installed"):
+        onnx_backend.to_model(g, opset=99)

@@ -200,3 +200,14 @@ def test_float64_mode():
     x = np.random.default_rng(1).standard_normal((1, 2, 4)).astype(np.float32)
     out = run(g, {"x": x}, float_dtype=np.float64)
     assert out[g.outputs[0].name].dtype == np.float64
+
+
+def test_replacing_a_constant_output_keeps_the_constant_table_right():
+    g = Graph("g")
+    x = g.add_input("x", DType.FLOAT, (2,))
+    c = g.add_constant(np.ones(2, np.float32), "c")
+    g.outputs.extend([c, g.make_node(Op.Relu, [x], name="relu").output])
+    g.replace_all_uses_with(c, g.nodes[0].output)
+    assert g.outputs[0].name == "c" and g.outputs[0].producer.op is Op.Identity
+    assert all(name == v.name for name, v in g.constants.items())
+    g.verify()
