@@ -21,7 +21,7 @@ from .fusion.skipnorm import FuseSkipNorm
 from .manager import PassManager
 from .reparam.batchnorm import BatchNormToAffine
 from .reparam.crmsnorm import RMSNormToCRMSNorm
-from .reparam.fold_affine import CombineAffine, FoldAffineIntoLinear
+from .reparam.fold_affine import FoldAffineIntoLinear
 from .reparam.prernorm import LayerNormToRMSNorm
 
 
@@ -39,7 +39,7 @@ def fusion_passes() -> list[Pass]:
     # which then takes the Adds no Linear absorbed
     return [FuseLayerNorm(), FuseRMSNorm(), FuseGelu(), FuseRotaryEmbedding(), FuseAttention(),
             FuseLinear(),
-            BatchNormToAffine(), CombineAffine(), FoldAffineIntoLinear(),
+            BatchNormToAffine(), FoldAffineIntoLinear(),
             LayerNormToRMSNorm(), RMSNormToCRMSNorm(),
             FuseLinearActivation(), FuseLinearResidual(), FuseSkipNorm()]
 

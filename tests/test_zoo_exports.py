@@ -64,7 +64,10 @@ def test_export_runs_and_matches_torch(name, exporter, opset):
 @pytest.mark.parametrize("combo", [c for c in zoo.ZOO if c[0] in zoo._KEEP_BN], ids=str)
 def test_batchnorm_nodes_survive_export(combo):
     graph = onnx.load(str(zoo.zoo_model(*combo))).graph
-    counts = {"cnn": 3, "efficientnet_lite0": 49}
+    # levit: 4 stem Conv+BatchNorm2d, and a BatchNorm1d after each of its 22 Linears
+    # (stages of 1 attention + 1 MLP block (4), two attention-subsamples (3 each) with their
+    # MLP (2 each)). slab_vit: 6 RepBN (patch embedding, 2 per block, final).
+    counts = {"cnn": 3, "efficientnet_lite0": 49, "levit": 26, "slab_vit": 6}
     assert sum(n.op_type == "BatchNormalization" for n in graph.node) == counts[combo[0]]
 
 

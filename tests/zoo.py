@@ -34,7 +34,8 @@ import warnings
 
 import numpy as np
 
-NAMES = ("bert", "gpt2", "llama", "vit", "cnn", "minilm", "paraphrase_minilm", "efficientnet_lite0")
+NAMES = ("bert", "gpt2", "llama", "vit", "cnn", "minilm", "paraphrase_minilm", "efficientnet_lite0",
+         "deit", "levit", "slab_vit")
 EXPORTERS = ("torchscript", "dynamo")
 OPSETS = (14, 17, 20)
 
@@ -48,6 +49,7 @@ PADDED = 4
 # at construction), so the exported graph only accepts this size. 224 is what the weights
 # were trained at, and it is cheap enough: onnxruntime runs a batch of 2 in about 40 ms.
 EFFICIENTNET_IMAGE = 224
+LEVIT_IMAGE = 64
 
 _TEXT = {
     # name: (vocab, max sequence, input names, output names)
@@ -67,10 +69,15 @@ _VISION = {
     "vit": (3, 32, ("pixel_values",), ("last_hidden_state", "pooler_output")),
     "cnn": (3, 32, ("pixel_values",), ("logits",)),
     "efficientnet_lite0": (3, EFFICIENTNET_IMAGE, ("pixel_values",), ("logits",)),
+    "deit": (3, 32, ("pixel_values",), ("last_hidden_state", "pooler_output")),
+    # LeViT's attention biases are tables over a fixed grid of tokens, so the image size is
+    # fixed: 64 = 16 (the four stride-2 stem convs) x a 4x4 grid, subsampled to 2x2, then 1x1.
+    "levit": (3, LEVIT_IMAGE, ("pixel_values",), ("last_hidden_state", "pooler_output")),
+    "slab_vit": (3, 32, ("pixel_values",), ("logits",)),
 }
 # Models whose BatchNormalization nodes must survive export (the optimizer's BN folding
 # is one of the things under test, so the exporter must not do it first).
-_KEEP_BN = frozenset({"cnn", "efficientnet_lite0"})
+_KEEP_BN = frozenset({"cnn", "efficientnet_lite0", "levit", "slab_vit"})
 
 # Measured with torch 2.13.0, transformers 5.24.0, onnx 1.23.2, onnxscript 0.7.2 on 2 cores
 # by `python -m tests.zoo` from an empty cache; every ZOO entry also runs in onnxruntime
@@ -92,6 +99,12 @@ ZOO: list[tuple[str, str, int]] = [
     ("efficientnet_lite0", "torchscript", 14), ("efficientnet_lite0", "torchscript", 17),
     ("efficientnet_lite0", "torchscript", 20),
     ("efficientnet_lite0", "dynamo", 20),
+    ("deit", "torchscript", 14), ("deit", "torchscript", 17), ("deit", "torchscript", 20),
+    ("deit", "dynamo", 17), ("deit", "dynamo", 20),
+    ("levit", "torchscript", 14), ("levit", "torchscript", 17), ("levit", "torchscript", 20),
+    ("levit", "dynamo", 20),
+    ("slab_vit", "torchscript", 14), ("slab_vit", "torchscript", 17), ("slab_vit", "torchscript", 20),
+    ("slab_vit", "dynamo", 20),
 ]
 
 # The dynamo exporter translates at opset 18 at least and then runs onnx's version
@@ -119,6 +132,14 @@ ZOO_FAILURES: dict[tuple[str, str, int], str] = {
     ("minilm", "dynamo", 14): _LN_HAS_NO_OPSET14,
     ("efficientnet_lite0", "dynamo", 14): _PAD_NO_ADAPTER,
     ("efficientnet_lite0", "dynamo", 17): _PAD_NO_ADAPTER,
+    ("deit", "dynamo", 14): _LN_HAS_NO_OPSET14,
+    # Like cnn: keeping BatchNormalization means skipping the exporter's optimizer, so the
+    # version converter sees the raw graph, where the mean-pool's ReduceMean takes its axes
+    # from a Reshape node (measured at opset 18 with optimize=False).
+    ("levit", "dynamo", 14): _AXES_NOT_CONSTANT,
+    ("levit", "dynamo", 17): _AXES_NOT_CONSTANT,
+    ("slab_vit", "dynamo", 14): _AXES_NOT_CONSTANT,
+    ("slab_vit", "dynamo", 17): _AXES_NOT_CONSTANT,
 }
 # Seconds to build + export + write each ZOO entry, measured from an empty cache (the
 # first entry also pays for importing transformers). Used to mark slow tests.
@@ -154,6 +175,19 @@ EXPORT_SECONDS: dict[tuple[str, str, int], float] = {
     ('efficientnet_lite0', 'torchscript', 17): 0.3,
     ('efficientnet_lite0', 'torchscript', 20): 0.3,
     ('efficientnet_lite0', 'dynamo', 20): 3.2,
+    ('deit', 'torchscript', 14): 0.1,
+    ('deit', 'torchscript', 17): 0.1,
+    ('deit', 'torchscript', 20): 0.0,
+    ('deit', 'dynamo', 17): 1.1,
+    ('deit', 'dynamo', 20): 1.1,
+    ('levit', 'torchscript', 14): 0.1,
+    ('levit', 'torchscript', 17): 0.1,
+    ('levit', 'torchscript', 20): 0.1,
+    ('levit', 'dynamo', 20): 3.6,
+    ('slab_vit', 'torchscript', 14): 0.0,
+    ('slab_vit', 'torchscript', 17): 0.0,
+    ('slab_vit', 'torchscript', 20): 0.0,
+    ('slab_vit', 'dynamo', 20): 1.7,
 }
 
 
@@ -331,7 +365,8 @@ def zoo_torch_model(name: str):
     builders = {
         "bert": _build_bert, "gpt2": _build_gpt2, "llama": _build_llama, "vit": _build_vit,
         "cnn": _build_cnn, "minilm": _build_minilm, "paraphrase_minilm": _build_paraphrase,
-        "efficientnet_lite0": _build_efficientnet,
+        "efficientnet_lite0": _build_efficientnet, "deit": _build_deit, "levit": _build_levit,
+        "slab_vit": _build_slab_vit,
     }
     if name not in builders:
         raise KeyError(f"unknown zoo model {name!r}")
@@ -500,6 +535,123 @@ def _build_cnn():
 
     model = SmallCNN()
     _jitter(model)
+    return model
+
+
+def _build_deit():
+    import transformers
+
+    # Pre-LN like ViT, plus a distillation token next to the class token.
+    cfg = transformers.DeiTConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+        image_size=32, patch_size=8)
+    model = transformers.DeiTModel(cfg)
+    _jitter(model)
+    return _vision_wrapper(model, _VISION["deit"][3])
+
+
+def _randomize_batchnorm(model, seed: int = 4321) -> None:
+    # _jitter only nudges BatchNorm away from identity; a fold that drops or misplaces the
+    # shift or scale must change the numbers well beyond 1e-4, so give every BN clearly
+    # non-trivial statistics and affine parameters.
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                c = mod.num_features
+                mod.running_mean.copy_(0.3 * torch.randn(c, generator=gen))
+                mod.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
+                mod.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                mod.bias.copy_(0.3 * torch.randn(c, generator=gen))
+
+
+def _build_levit():
+    import transformers
+
+    # One block of each kind per stage, narrow and with small keys: a 4-conv stem
+    # (Conv+BatchNorm2d), attention and MLP blocks whose Linears (no bias) feed BatchNorm1d
+    # over x.flatten(0, 1), and two attention-subsample blocks; 26 BatchNorms in all.
+    # Image 32 would also work, but its grids are 2x2, 1x1, 1x1: at 64 the first stage
+    # attends over 16 tokens.
+    cfg = transformers.LevitConfig(
+        image_size=LEVIT_IMAGE, patch_size=16, hidden_sizes=[32, 48, 64],
+        num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8])
+    model = transformers.LevitModel(cfg)
+    _jitter(model)
+    _randomize_batchnorm(model)
+    return _vision_wrapper(model, _VISION["levit"][3])
+
+
+def _build_slab_vit():
+    """A small SLAB ViT (Guo et al. 2024): every LayerNorm replaced by RepBN.
+
+    RepBN(x) = BN(x) + alpha x over the channels of tokens [B, N, C], written as in the
+    SLAB code: transpose to [B, C, N], BatchNorm1d(x) + alpha * x, transpose back.
+    """
+    import torch
+    from torch import nn
+
+    class RepBN(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.alpha = nn.Parameter(torch.full((1,), 0.3))
+            self.bn = nn.BatchNorm1d(channels)
+
+        def forward(self, x):
+            x = x.transpose(1, 2)
+            x = self.bn(x) + self.alpha * x
+            return x.transpose(1, 2)
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.proj = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            b, n, c = x.shape
+            qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+            return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+    class Block(nn.Module):
+        def __init__(self, dim, heads, hidden):
+            super().__init__()
+            self.norm1 = RepBN(dim)
+            self.attn = Attention(dim, heads)
+            self.norm2 = RepBN(dim)
+            self.fc1 = nn.Linear(dim, hidden)
+            self.act = nn.GELU()
+            self.fc2 = nn.Linear(hidden, dim)
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+    class SlabViT(nn.Module):
+        def __init__(self, dim=64, depth=2, heads=4, hidden=128, patch=8, classes=10):
+            super().__init__()
+            self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
+            self.embed_norm = RepBN(dim)
+            self.blocks = nn.ModuleList(Block(dim, heads, hidden) for _ in range(depth))
+            self.norm = RepBN(dim)
+            self.head = nn.Linear(dim, classes)
+
+        def forward(self, pixel_values):
+            x = self.embed_norm(self.patch_embed(pixel_values).flatten(2).transpose(1, 2))
+            for block in self.blocks:
+                x = block(x)
+            return (self.head(self.norm(x).mean(dim=1)),)
+
+    model = SlabViT()
+    _jitter(model)
+    _randomize_batchnorm(model)
     return model
 
 

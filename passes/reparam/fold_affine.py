@@ -14,8 +14,21 @@ from ...ir.op import Op
 from ...ir.value import Value
 from ..base import Pass, PassResult
 from .affine import channel_vector
+from .move_affine import move_one
 
 _LINEAR = (Op.Conv, Op.MatMul, Op.Gemm, Op.Linear)
+_MAX_ROUNDS = 16
+
+
+def _drop_dead_affine(graph: Graph) -> None:
+    """Rewrites leave the nodes they replaced behind; drop them so no later round rewrites them again."""
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(list(graph.nodes)):
+            if node.op in (Op.Mul, Op.Add, Op.Div) and not any(v.uses or v in graph.outputs for v in node.outputs):
+                graph.erase(node)
+                changed = True
 
 
 def _const_operand(node: Node) -> tuple[Value, Value] | None:
@@ -29,7 +42,8 @@ def _const_operand(node: Node) -> tuple[Value, Value] | None:
 
 
 def _single_user(v: Value, graph: Graph) -> Node | None:
-    users = v.users()
+    """The one node reading v's values (Shape and Size read only its shape, which stays)."""
+    users = [u for u in v.users() if u.op not in (Op.Shape, Op.Size)]
     if len(users) != 1 or v in graph.outputs:
         return None
     return users[0]
@@ -172,6 +186,9 @@ class CombineAffine(Pass):
 class FoldAffineIntoLinear(Pass):
     """Absorb per-channel Mul/Add by constants into the adjacent linear layer's weights.
 
+    Runs CombineAffine and the moves of move_affine.py in the same loop, so an
+    affine separated from its layer by layout ops (LeViT, SLAB) reaches it.
+
     After (y = L(x), channel o of y):
         L(x) * s  ->  L'(x),  W'[o] = s[o] W[o],  b'[o] = s[o] b[o]
         L(x) + c  ->  L'(x),  b'[o] = b[o] + c[o]
@@ -187,6 +204,27 @@ class FoldAffineIntoLinear(Pass):
     opt_level = 1
 
     def run(self, graph: Graph, ctx) -> PassResult:
+        """Combine, move and fold until nothing changes (each step exposes the next)."""
+        modified = False
+        for _ in range(_MAX_ROUNDS):
+            changed = CombineAffine().run(graph, ctx).modified
+            changed |= self._move(graph)
+            changed |= self._fold_all(graph, ctx)
+            _drop_dead_affine(graph)
+            modified |= changed
+            if not changed:
+                break
+        return PassResult(graph, modified)
+
+    @staticmethod
+    def _move(graph: Graph) -> bool:
+        moved = False
+        for node in list(graph.nodes):
+            if node.graph is graph and node.op in (Op.Mul, Op.Add):
+                moved |= move_one(graph, node)
+        return moved
+
+    def _fold_all(self, graph: Graph, ctx) -> bool:
         modified = False
         for node in list(graph.nodes):
             if node.graph is not graph or node.op not in _LINEAR:
@@ -201,7 +239,7 @@ class FoldAffineIntoLinear(Pass):
                 if node.op is Op.MatMul and node.outputs[0].users() and \
                         node.outputs[0].users()[0].op is Op.Add:
                     break  # a bias Add was placed after it: the layer ends there now
-        return PassResult(graph, modified)
+        return modified
 
     def _fold_after(self, graph: Graph, layer: "_Layer") -> bool:
         y = layer.node.outputs[0]

@@ -22,7 +22,7 @@ from ..zoo import ZOO, zoo_inputs, zoo_model
 from .checks import FP32
 
 # the transformer layers in each zoo model (tests/zoo.py builds them)
-TRANSFORMERS = {"bert": 2, "gpt2": 2, "llama": 2, "vit": 2, "minilm": 6, "paraphrase_minilm": 3}
+TRANSFORMERS = {"bert": 2, "gpt2": 2, "llama": 2, "vit": 2, "minilm": 6, "paraphrase_minilm": 3, "deit": 2}
 TRANSFORMER_ZOO = [c for c in ZOO if c[0] in TRANSFORMERS]
 ZOO_IDS = ["-".join(map(str, c)) for c in ZOO]
 TRANSFORMER_IDS = ["-".join(map(str, c)) for c in TRANSFORMER_ZOO]

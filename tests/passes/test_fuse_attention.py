@@ -234,7 +234,7 @@ def test_plain_softmax_is_not_reported():
 
 
 # ---- the zoo ---------------------------------------------------------------------------
-LAYERS = {"bert": 2, "gpt2": 2, "llama": 2, "vit": 2, "minilm": 6, "paraphrase_minilm": 3}
+LAYERS = {"bert": 2, "gpt2": 2, "llama": 2, "vit": 2, "minilm": 6, "paraphrase_minilm": 3, "deit": 2, "slab_vit": 2, "levit": 5}
 ATTENTION_ZOO = [c for c in ZOO if c[0] in LAYERS]
 
 

@@ -146,7 +146,7 @@ def test_silu_is_left_alone():
 
 
 # ---- the zoo ---------------------------------------------------------------------------
-GELUS = {"bert": 2, "gpt2": 2, "llama": 0, "vit": 2, "minilm": 6, "paraphrase_minilm": 3}
+GELUS = {"bert": 2, "gpt2": 2, "llama": 0, "vit": 2, "minilm": 6, "paraphrase_minilm": 3, "deit": 2}
 
 
 @pytest.mark.parametrize("name,exporter,opset", TRANSFORMER_ZOO, ids=TRANSFORMER_IDS)

@@ -250,7 +250,7 @@ def test_activation_products_are_not_reported():
 # the constant-weight products of each model: 6 per transformer layer (4 attention + 2 MLP,
 # LLaMA 7 with its gate), BERT-family poolers, the CNNs' classifier head
 LINEARS = {"bert": 13, "gpt2": 8, "llama": 14, "vit": 13, "minilm": 37, "paraphrase_minilm": 18,
-           "cnn": 1, "efficientnet_lite0": 1}
+           "cnn": 1, "efficientnet_lite0": 1, "deit": 13, "levit": 22, "slab_vit": 9}
 
 
 def _constant_products(graph) -> list[str]:
