@@ -1,1 +1,4 @@
-"""Running models and artifacts: input generation, comparison against onnxruntime."""
+"""Running models and artifacts: compiled-artifact sessions, input generation, comparison against onnxruntime."""
+from .session import Session, load
+
+__all__ = ["Session", "load"]

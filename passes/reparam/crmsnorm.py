@@ -90,7 +90,8 @@ def _not_centred(stream: Stream) -> str | None:
         mean, scale = _writer_mean(w)
         if mean > _CENTRED_RTOL * max(scale, 1.0):
             where = w.node.describe() if w.node is not None else f"constant %{w.value.name}"
-            return f"{where} writes vectors with mean {mean:.2e}: the stream is not zero-mean (ln-to-rmsnorm centres it)"
+            return (f"{where} writes vectors with mean {mean:.2e}: the stream is not zero-mean (ln-to-rmsnorm "
+                    f"centres the streams of LayerNorm models; a model built with RMSNorm keeps it)")
     return None
 
 

@@ -1,0 +1,127 @@
+// 2-D convolution (im2col + GEMM, with direct paths for 1x1 and depthwise) and pooling.
+// 1-D ops reach these as 2-D with a height of 1.
+#pragma once
+
+#include "core.h"
+
+namespace ff {
+
+struct ConvGeom {
+    int64_t n, c, h, w;      // input
+    int64_t m, groups;       // output channels, groups
+    int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+    int64_t oh, ow;          // output size
+};
+
+// x [n, c, h, w], weight [m, c / groups, kh, kw], bias [m] or null, y [n, m, oh, ow].
+// `cols` is scratch for one group's im2col matrix: (c / groups) * kh * kw * oh * ow floats.
+inline void conv2d(const ConvGeom& g, const float* x, const float* wt, const float* bias, float* y,
+                   float* cols) {
+    const int64_t cg = g.c / g.groups, mg = g.m / g.groups, p = g.oh * g.ow;
+    const int64_t taps = g.kh * g.kw, kc = cg * taps;
+    const bool pointwise = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+                           g.oh == g.h && g.ow == g.w;
+    if (cg == 1 && !pointwise) {
+        // depthwise: a GEMM per channel would be [mg, taps] x [taps, p]; direct loops are faster
+#pragma omp parallel for collapse(2) num_threads(threads()) schedule(static)
+        for (int64_t n = 0; n < g.n; ++n) {
+            for (int64_t oc = 0; oc < g.m; ++oc) {
+                const int64_t ic = oc / mg;
+                const float* xc = x + (n * g.c + ic) * g.h * g.w;
+                const float* wc = wt + oc * taps;
+                float* yc = y + (n * g.m + oc) * p;
+                const float b0 = bias ? bias[oc] : 0.f;
+                for (int64_t oh = 0; oh < g.oh; ++oh) {
+                    for (int64_t ow = 0; ow < g.ow; ++ow) {
+                        float s = 0.f;
+                        for (int64_t kh = 0; kh < g.kh; ++kh) {
+                            const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                            if (ih < 0 || ih >= g.h) continue;
+                            for (int64_t kw = 0; kw < g.kw; ++kw) {
+                                const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+                                if (iw < 0 || iw >= g.w) continue;
+                                s += xc[ih * g.w + iw] * wc[kh * g.kw + kw];
+                            }
+                        }
+                        yc[oh * g.ow + ow] = s + b0;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t n = 0; n < g.n; ++n) {
+        for (int64_t gr = 0; gr < g.groups; ++gr) {
+            const float* xg = x + (n * g.c + gr * cg) * g.h * g.w;
+            const float* b = xg;
+            if (!pointwise) {
+#pragma omp parallel for num_threads(threads()) if (kc * p > kParallelGrain) schedule(static)
+                for (int64_t r = 0; r < kc; ++r) {
+                    const int64_t c = r / taps, kh = (r % taps) / g.kw, kw = r % g.kw;
+                    const float* xc = xg + c * g.h * g.w;
+                    float* dst = cols + r * p;
+                    for (int64_t oh = 0; oh < g.oh; ++oh) {
+                        const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                        for (int64_t ow = 0; ow < g.ow; ++ow) {
+                            const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+                            dst[oh * g.ow + ow] =
+                                (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.f : xc[ih * g.w + iw];
+                        }
+                    }
+                }
+                b = cols;
+            }
+            float* yg = y + (n * g.m + gr * mg) * p;
+            gemm(false, false, mg, p, kc, 1.f, wt + gr * mg * kc, kc, b, p, 0.f, yg, p);
+            if (bias) {
+                for (int64_t oc = 0; oc < mg; ++oc) {
+                    const float b0 = bias[gr * mg + oc];
+                    for (int64_t i = 0; i < p; ++i) yg[oc * p + i] += b0;
+                }
+            }
+        }
+    }
+}
+
+struct PoolGeom {
+    int64_t planes, h, w;    // planes = n * c
+    int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+    int64_t oh, ow;
+};
+
+// Max pooling reads -inf from the padding; average pooling divides by the cells read
+// from the input, or with count_include_pad by those inside the padded extent.
+inline void pool2d(bool is_max, bool count_include_pad, const PoolGeom& g, const float* x, float* y) {
+#pragma omp parallel for num_threads(threads()) if (g.planes * g.oh * g.ow * g.kh * g.kw > kParallelGrain) \
+    schedule(static)
+    for (int64_t pl = 0; pl < g.planes; ++pl) {
+        const float* xp = x + pl * g.h * g.w;
+        float* yp = y + pl * g.oh * g.ow;
+        for (int64_t oh = 0; oh < g.oh; ++oh) {
+            for (int64_t ow = 0; ow < g.ow; ++ow) {
+                float best = -std::numeric_limits<float>::infinity();
+                double sum = 0.0;
+                int64_t count = 0;
+                for (int64_t kh = 0; kh < g.kh; ++kh) {
+                    const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                    for (int64_t kw = 0; kw < g.kw; ++kw) {
+                        const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+                        const bool inside = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+                        if (inside) {
+                            const float v = xp[ih * g.w + iw];
+                            best = maximum(best, v);
+                            sum += v;
+                        }
+                        const bool counted = count_include_pad
+                            ? (ih >= -g.pt && ih < g.h + g.pb && iw >= -g.pl && iw < g.w + g.pr)
+                            : inside;
+                        count += counted;
+                    }
+                }
+                yp[oh * g.ow + ow] = is_max ? best : float(sum / double(count));
+            }
+        }
+    }
+}
+
+}  // namespace ff

@@ -1,0 +1,10 @@
+// Everything a generated model includes.
+#pragma once
+
+#include "core.h"
+#include "elementwise.h"
+#include "layout.h"
+#include "reduce.h"
+#include "norm.h"
+#include "attention.h"
+#include "conv.h"

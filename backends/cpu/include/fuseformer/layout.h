@@ -1,0 +1,107 @@
+// Data movement: Gather, Concat/Split pieces, Pad. Bit-exact with the reference.
+#pragma once
+
+#include "core.h"
+
+namespace ff {
+
+// out[o, i, n] = data[o, idx[i], n] over [outer, axis_dim, inner]; false on an index
+// outside [-axis_dim, axis_dim), which the reference refuses too.
+template <class T, class I>
+bool gather(int64_t outer, int64_t axis_dim, int64_t inner, const T* data, int64_t n_idx,
+            const I* idx, T* out) {
+    for (int64_t i = 0; i < n_idx; ++i) {
+        if (int64_t(idx[i]) < -axis_dim || int64_t(idx[i]) >= axis_dim) return false;
+    }
+#pragma omp parallel for num_threads(threads()) if (outer * n_idx * inner > kParallelGrain) \
+    schedule(static)
+    for (int64_t r = 0; r < outer * n_idx; ++r) {
+        const int64_t o = r / n_idx, i = r % n_idx;
+        int64_t k = int64_t(idx[i]);
+        if (k < 0) k += axis_dim;
+        std::memcpy(out + r * inner, data + (o * axis_dim + k) * inner, sizeof(T) * inner);
+    }
+    return true;
+}
+
+// GatherND over data [nb, dims[0], ..., dims[k-1], inner] and index tuples idx [nb, m, k]:
+// out[b, j] = the `inner` block that tuple j of batch b addresses. False on an index outside
+// its dim, as the reference.
+template <class T, class I>
+bool gather_nd(int64_t nb, int64_t m, int k, const int64_t* dims, int64_t inner, const T* data,
+               const I* idx, T* out) {
+    int64_t block = 1;
+    for (int t = 0; t < k; ++t) block *= dims[t];
+    for (int64_t r = 0; r < nb * m; ++r)
+        for (int t = 0; t < k; ++t)
+            if (int64_t(idx[r * k + t]) < -dims[t] || int64_t(idx[r * k + t]) >= dims[t]) return false;
+#pragma omp parallel for num_threads(threads()) if (nb * m * inner > kParallelGrain) schedule(static)
+    for (int64_t r = 0; r < nb * m; ++r) {
+        int64_t off = 0;
+        for (int t = 0; t < k; ++t) {
+            int64_t v = int64_t(idx[r * k + t]);
+            off = off * dims[t] + (v < 0 ? v + dims[t] : v);
+        }
+        std::memcpy(out + r * inner, data + ((r / m) * block + off) * inner, sizeof(T) * inner);
+    }
+    return true;
+}
+
+// Concat: copy one input [outer, chunk] into columns [offset, offset + chunk) of out [outer, row].
+template <class T>
+void copy_columns(int64_t outer, int64_t chunk, const T* in, int64_t row, int64_t offset, T* out) {
+#pragma omp parallel for num_threads(threads()) if (outer * chunk > kParallelGrain) schedule(static)
+    for (int64_t o = 0; o < outer; ++o)
+        std::memcpy(out + o * row + offset, in + o * chunk, sizeof(T) * chunk);
+}
+
+// Split: copy columns [offset, offset + chunk) of in [outer, row] to out [outer, chunk].
+template <class T>
+void take_columns(int64_t outer, int64_t chunk, const T* in, int64_t row, int64_t offset, T* out) {
+#pragma omp parallel for num_threads(threads()) if (outer * chunk > kParallelGrain) schedule(static)
+    for (int64_t o = 0; o < outer; ++o)
+        std::memcpy(out + o * chunk, in + o * row + offset, sizeof(T) * chunk);
+}
+
+enum PadMode : int { kPadConstant = 0, kPadReflect, kPadEdge, kPadWrap };
+
+inline int64_t pad_source(int64_t i, int64_t n, int mode) {
+    if (i >= 0 && i < n) return i;
+    switch (mode) {
+        case kPadEdge: return i < 0 ? 0 : n - 1;
+        case kPadWrap: return ((i % n) + n) % n;
+        case kPadReflect: {
+            if (n == 1) return 0;
+            const int64_t period = 2 * (n - 1);
+            int64_t k = ((i % period) + period) % period;
+            return k < n ? k : period - k;
+        }
+        default: return -1;
+    }
+}
+
+// out (contiguous, out_dims) = in (in_dims read with in_strides) padded by `begin` in front.
+template <class T>
+void pad(int rank, const int64_t* out_dims, const T* in, const int64_t* in_dims,
+         const int64_t* in_strides, const int64_t* begin, int mode, T value, T* out) {
+    const int64_t inner = out_dims[rank - 1], rows = rows_of(rank, out_dims);
+#pragma omp parallel for num_threads(threads()) if (rows * inner > kParallelGrain) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        int64_t rem = r, off = 0;
+        bool outside = false;
+        for (int d = rank - 2; d >= 0; --d) {
+            const int64_t i = rem % out_dims[d];
+            rem /= out_dims[d];
+            const int64_t src = pad_source(i - begin[d], in_dims[d], mode);
+            if (src < 0) outside = true;
+            else off += src * in_strides[d];
+        }
+        T* o = out + r * inner;
+        for (int64_t j = 0; j < inner; ++j) {
+            const int64_t src = pad_source(j - begin[rank - 1], in_dims[rank - 1], mode);
+            o[j] = (outside || src < 0) ? value : in[off + src * in_strides[rank - 1]];
+        }
+    }
+}
+
+}  // namespace ff

@@ -1,0 +1,116 @@
+// Row-wise normalizations, Linear's epilogue and rotary embeddings.
+//
+// Rows are the flattened leading dims, cols the normalized trailing ones. Statistics
+// accumulate in double so a 4096-wide row sums as exactly as numpy's pairwise sum.
+#pragma once
+
+#include "core.h"
+
+namespace ff {
+
+// LayerNormalization (stash float): y = (x - mean) / sqrt(var + eps) * scale + bias.
+// mean_out / inv_out (the optional Mean and InvStdDev outputs) may be null.
+inline void layer_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
+                       const float* bias, float eps, float* y, float* mean_out, float* inv_out) {
+#pragma omp parallel for num_threads(threads()) if (rows * cols > kParallelGrain) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * cols;
+        float* yr = y + r * cols;
+        double s = 0.0;
+        for (int64_t j = 0; j < cols; ++j) s += xr[j];
+        const float mean = float(s / double(cols));
+        double v = 0.0;
+        for (int64_t j = 0; j < cols; ++j) {
+            const float c = xr[j] - mean;
+            v += double(c) * double(c);
+        }
+        const float inv = 1.0f / std::sqrt(float(v / double(cols)) + eps);
+        for (int64_t j = 0; j < cols; ++j) {
+            float t = (xr[j] - mean) * inv * scale[j];
+            yr[j] = bias ? t + bias[j] : t;
+        }
+        if (mean_out) mean_out[r] = mean;
+        if (inv_out) inv_out[r] = inv;
+    }
+}
+
+// RMSNorm: y = x / sqrt(mean(x^2) + eps) (* scale) (+ bias); scale and bias may be null.
+inline void rms_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
+                     const float* bias, float eps, float* y) {
+#pragma omp parallel for num_threads(threads()) if (rows * cols > kParallelGrain) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * cols;
+        float* yr = y + r * cols;
+        double ss = 0.0;
+        for (int64_t j = 0; j < cols; ++j) ss += double(xr[j]) * double(xr[j]);
+        const float denom = std::sqrt(float(ss / double(cols)) + eps);
+        for (int64_t j = 0; j < cols; ++j) {
+            float t = xr[j] / denom;
+            if (scale) t *= scale[j];
+            yr[j] = bias ? t + bias[j] : t;
+        }
+    }
+}
+
+// CRMSNorm: the dropped coordinate is -sum(x), so sum x_full^2 = sum x^2 + (sum x)^2.
+inline void crms_norm(int64_t rows, int64_t cols, int64_t dim, const float* x, float eps, float* y) {
+#pragma omp parallel for num_threads(threads()) if (rows * cols > kParallelGrain) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * cols;
+        float* yr = y + r * cols;
+        double ss = 0.0, s = 0.0;
+        for (int64_t j = 0; j < cols; ++j) {
+            ss += double(xr[j]) * double(xr[j]);
+            s += xr[j];
+        }
+        const float denom = std::sqrt(float((ss + s * s) / double(dim)) + eps);
+        for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] / denom;
+    }
+}
+
+// Linear's epilogue on y [m, n] right after the GEMM: y = act(y + bias) + residual.
+inline void linear_epilogue(int64_t m, int64_t n, float* y, const float* bias, int act,
+                            const float* residual) {
+    if (!bias && act == kNone && !residual) return;
+#pragma omp parallel for num_threads(threads()) if (m * n > kParallelGrain) schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+        float* yr = y + i * n;
+        const float* rr = residual ? residual + i * n : nullptr;
+        for (int64_t j = 0; j < n; ++j) {
+            float v = bias ? yr[j] + bias[j] : yr[j];
+            v = activate(act, v);
+            yr[j] = rr ? v + rr[j] : v;
+        }
+    }
+}
+
+// RotaryEmbedding: y = x * cos + rotate(x) * sin over the last dim d of x [rows, d];
+// cos and sin are read with broadcast strides (rank `rank`, dims of x).
+inline void rotary(int rank, const int64_t* dims, const float* x, const float* cos_,
+                   const int64_t* cs, const float* sin_, const int64_t* ss, bool interleaved,
+                   float* y) {
+    const int64_t d = dims[rank - 1];
+    int64_t rows = 1;
+    for (int k = 0; k + 1 < rank; ++k) rows *= dims[k];
+    const int64_t ci = cs[rank - 1], si = ss[rank - 1], half = d / 2;
+#pragma omp parallel for num_threads(threads()) if (rows * d > kParallelGrain) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        int64_t rem = r, co = 0, so = 0;
+        for (int k = rank - 2; k >= 0; --k) {
+            const int64_t i = rem % dims[k];
+            rem /= dims[k];
+            co += i * cs[k];
+            so += i * ss[k];
+        }
+        const float* xr = x + r * d;
+        float* yr = y + r * d;
+        for (int64_t j = 0; j < d; ++j) {
+            float rot;
+            if (interleaved) rot = (j % 2 == 0) ? -xr[j + 1] : xr[j - 1];
+            else rot = j < half ? -xr[j + half] : xr[j - half];
+            yr[j] = xr[j] * cos_[co + j * ci] + rot * sin_[so + j * si];
+        }
+    }
+}
+
+}  // namespace ff
