@@ -14,7 +14,7 @@ from .passes.instruments import PassBrokeGraph
 from .passes.manager import PassError
 
 TARGETS = ("onnx", "cpu", "cuda", "tvm", "mcu")
-_PLANNED = {"cpu": "the CPU backend", "cuda": "the CUDA backend", "tvm": "the TVM backend",
+_PLANNED = {"cuda": "the CUDA backend", "tvm": "the TVM backend",
             "mcu": "the microcontroller (C99) backend"}
 
 EXIT_OK, EXIT_USER, EXIT_VERIFY, EXIT_INTERNAL = 0, 2, 3, 4
@@ -35,10 +35,13 @@ class _Progress:
 
 
 def _dim(text: str) -> tuple[str, int]:
+    """NAME=N, or NAME=LO..HI (a compiled target serves LO..HI; checks run at HI)."""
     name, sep, value = text.partition("=")
-    if not sep or not name or not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"--dim takes NAME=POSITIVE_INT, got {text!r}")
-    return name, int(value)
+    lo, dots, hi = value.partition("..")
+    ok = sep and name and (hi if dots else lo).isdigit() and (not dots or lo.isdigit())
+    if not ok or int(hi if dots else lo) < 1 or (dots and int(lo) > int(hi)):
+        raise argparse.ArgumentTypeError(f"--dim takes NAME=N or NAME=LO..HI with positive ints, got {text!r}")
+    return name, int(hi if dots else lo)
 
 
 def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -59,14 +62,19 @@ def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                              "print max abs / rel error per output, and fail (writing nothing) above --tol")
     parser.add_argument("--tol", type=float, default=1e-4,
                         help="--verify tolerance: fail where |new-orig| > tol + tol*|orig| (default 1e-4)")
-    parser.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=VALUE",
-                        help="value of a symbolic input dim for --verify (repeatable; default batch 1, others 16)")
+    parser.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N|LO..HI",
+                        help="a symbolic input dim: the largest value a compiled target serves, and the "
+                             "value --verify uses (repeatable; default batch 1, others 16 for onnx, "
+                             "128 for cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --verify inputs")
     parser.add_argument("--report", action="store_true",
                         help="print what each fusion did (and why it did not), op counts and model sizes")
     parser.add_argument("--dump-ir", metavar="DIR",
                         help="write the IR text to DIR: 00_input.txt, then one file after each pass")
     parser.add_argument("--opset", type=int, help="ONNX opset of the output (default: lowest that fits)")
+    parser.add_argument("--threads", type=int, help="--target cpu: default thread count of the artifact")
+    parser.add_argument("--portable", action="store_true",
+                        help="--target cpu: build for any x86-64-v2 CPU instead of this one")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -123,7 +131,7 @@ def _do_optimize(args) -> int:
     if not args.model or not args.output:
         raise FuseformerError("a model and -o OUTPUT are required (or --list-passes)")
     progress = _Progress(args.quiet)
-    if args.target != "onnx":
+    if args.target not in ("onnx", "cpu"):
         raise UnsupportedTargetError(f"--target {args.target}: {_PLANNED[args.target]} is not available in "
                                      f"fuseformer {__version__} yet; use --target onnx")
     src, out = Path(args.model), Path(args.output)
@@ -155,12 +163,40 @@ def _do_optimize(args) -> int:
     if args.verify:
         check = _verifier(args, graph, src, progress)
     progress(f"writing {out}")
-    save_onnx(graph, out, opset=args.opset, progress=progress, before_commit=check)
+    if args.target == "cpu":
+        _compile_cpu(args, graph, out, progress, check)
+    else:
+        save_onnx(graph, out, opset=args.opset, progress=progress, before_commit=check)
     if args.report:
         print(ctx.report.format())
         _report(before, graph.op_counts(), src, out)
     progress("done")
     return EXIT_OK
+
+
+CPU_DEFAULT_MAX = 128
+
+
+def _cpu_dims(args, graph) -> dict[str, int]:
+    from .runtime.feeds import resolve_dims
+
+    given = dict(args.dim)
+    dims = resolve_dims(graph, given)
+    # a compiled artifact serves every value up to the maximum: unnamed sequence-like dims get 128
+    return {k: (v if k in given else (1 if "batch" in k.lower() else CPU_DEFAULT_MAX)) for k, v in dims.items()}
+
+
+def _compile_cpu(args, graph, out: Path, progress, check) -> None:
+    from .backends.cpu import compile_cpu
+
+    try:
+        dims = _cpu_dims(args, graph)
+    except ValueError as e:
+        raise FuseformerError(str(e)) from e
+    shown = ", ".join(f"{k}<={v}" for k, v in dims.items()) or "static shapes"
+    progress(f"compiling for the CPU ({shown}; set with --dim NAME=MAX)")
+    compile_cpu(graph, out, dims, threads=args.threads, portable=args.portable, progress=progress,
+                before_commit=check)
 
 
 def _verifier(args, graph, src: Path, progress):
@@ -172,6 +208,7 @@ def _verifier(args, graph, src: Path, progress):
         feeds = random_feeds(graph, dims, seed=args.seed)
     except ValueError as e:
         raise FuseformerError(f"--verify: {e}") from e
+    run_candidate = _run_artifact if args.target == "cpu" else run_onnx
 
     def check(tmp_model: Path) -> None:
         shown = ", ".join(f"{k}={v}" for k, v in dims.items()) or "static shapes"
@@ -181,18 +218,55 @@ def _verifier(args, graph, src: Path, progress):
         except Exception as e:
             raise ModelError(f"--verify: onnxruntime cannot run the original model: {e}") from e
         try:
-            errors = compare_outputs(reference, run_onnx(str(tmp_model), feeds), args.tol)
+            errors = compare_outputs(reference, run_candidate(str(tmp_model), feeds), args.tol)
         except ValueError as e:  # different output names or shapes
             raise VerificationFailed(f"--verify: {e}; nothing was written") from e
         print(f"verify ({shown}; tol {args.tol:g}):")
         for err in errors:
             flag = "ok" if err.bad_fraction == 0 else "FAIL"
             print(f"  {err.name}: max abs err {err.max_abs:.3e}, max rel err {err.max_rel:.3e}  {flag}")
+        if args.target == "cpu":
+            _print_latency(str(src), str(tmp_model), feeds, args.threads)
         bad = [e.name for e in errors if e.bad_fraction > 0]
         if bad:
             raise VerificationFailed(f"outputs {bad} differ from the original beyond --tol {args.tol:g}; "
                                      f"nothing was written")
     return check
+
+
+def _run_artifact(path: str, feeds):
+    from .runtime import load
+
+    return load(path).run(feeds)
+
+
+def _print_latency(src: str, artifact: str, feeds, threads: int | None, runs: int = 30) -> None:
+    """Median wall time of the artifact and of onnxruntime on the same inputs (a rough figure:
+    bench/ has the real comparison)."""
+    import os
+    import statistics
+
+    from .runtime import load
+    from .runtime.verify import ort_session
+
+    n = threads or os.cpu_count() or 1
+    session = load(artifact, threads=n)
+    ort = ort_session(src, threads=n)
+
+    def median_ms(fn) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times) * 1e3
+
+    ours = median_ms(lambda: session.run(feeds))
+    theirs = median_ms(lambda: ort.run(None, feeds))
+    print(f"latency ({n} threads, median of {runs}): fuseformer {ours:.3f} ms, onnxruntime {theirs:.3f} ms "
+          f"(ratio {ours / theirs:.2f})")
 
 
 def _report(before: dict, after: dict, src: Path, out: Path) -> None:
@@ -201,8 +275,11 @@ def _report(before: dict, after: dict, src: Path, out: Path) -> None:
     for op in ops:
         print(f"{op:<24}{before.get(op, 0):>8}{after.get(op, 0):>8}")
     print(f"{'total nodes':<24}{sum(before.values()):>8}{sum(after.values()):>8}")
-    size = lambda p: p.stat().st_size + (p.with_name(p.name + ".data").stat().st_size
-                                         if p.with_name(p.name + ".data").exists() else 0)
+    def size(p: Path) -> int:
+        if p.is_dir():
+            return sum(f.stat().st_size for f in p.iterdir() if f.is_file())
+        return p.stat().st_size + sum(f.stat().st_size for f in p.parent.glob(p.name + "*.data"))
+
     print(f"model size: {size(src) / 1e6:.2f} MB -> {size(out) / 1e6:.2f} MB")
 
 

@@ -86,8 +86,12 @@ def bert_base_path() -> pathlib.Path:
     bert = transformers.BertModel(transformers.BertConfig(attn_implementation="eager")).eval()
 
     class Wrapped(torch.nn.Module):  # keyword call: forward's positional order changed across versions
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
         def forward(self, input_ids, attention_mask):
-            out = bert(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
             return out.last_hidden_state, out.pooler_output
 
     model = Wrapped().eval()
@@ -95,10 +99,11 @@ def bert_base_path() -> pathlib.Path:
     mask = torch.ones_like(ids)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         out = pathlib.Path(tmp) / "m.onnx"
-        torch.onnx.export(model, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
-                          output_names=["last_hidden_state", "pooler_output"], opset_version=17,
-                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
-                                        "attention_mask": {0: "batch", 1: "seq"}}, dynamo=False)
+        with torch.no_grad():
+            torch.onnx.export(model, (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
+                              output_names=["last_hidden_state", "pooler_output"], opset_version=17,
+                              dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
+                                            "attention_mask": {0: "batch", 1: "seq"}}, dynamo=False)
         os.replace(out, path)
     return path
 

@@ -75,7 +75,7 @@ def test_bad_model_names_node_and_writes_nothing(tmp_path, capsys):
 
 
 def test_planned_target_is_a_clear_error(model_path, tmp_path, capsys):
-    rc = optimize_main([str(model_path), "--target", "cpu", "-o", str(tmp_path / "a")])
+    rc = optimize_main([str(model_path), "--target", "cuda", "-o", str(tmp_path / "a")])
     assert rc == EXIT_USER
     assert "not available" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
@@ -139,3 +139,40 @@ def test_broken_pass_is_an_internal_error(model_path, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert rc == 4 and "pass 'remove-noops' failed" in err and "--disable-pass" in err
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_target_cpu_compiles_verifies_and_times(model_path, tmp_path, capsys):
+    out = tmp_path / "mlp.cpu"
+    rc = optimize_main([str(model_path), "--target", "cpu", "-o", str(out), "--verify", "--dim", "seq=1..8", "--dim", "batch=2",
+                        "--threads", "1", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert (out / "manifest.json").is_file() and (out / "model.so").is_file()
+    assert "verify (batch=2, seq=8; tol 0.0001):" in captured.out and "FAIL" not in captured.out
+    assert "latency (1 threads" in captured.out
+
+    from fuseformer.runtime import load
+
+    x = np.random.default_rng(3).standard_normal((2, 5, 4)).astype(np.float32)
+    import onnxruntime as ort
+
+    want = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(load(out).run({"x": x})["y"], want, atol=1e-4, rtol=1e-4)
+
+
+def test_target_cpu_verify_failure_writes_nothing(model_path, tmp_path, monkeypatch, capsys):
+    import fuseformer.cli as cli
+
+    real = cli._run_artifact
+    monkeypatch.setattr(cli, "_run_artifact", lambda p, f: {k: v + 1 for k, v in real(p, f).items()})
+    out = tmp_path / "mlp.cpu"
+    rc = optimize_main([str(model_path), "--target", "cpu", "-o", str(out), "--verify", "-q"])
+    assert rc == EXIT_VERIFY and not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["mlp.onnx"]
+
+
+@pytest.mark.parametrize("text", ["seq=0", "seq=8..2", "seq=a..b", "seq"])
+def test_bad_dim_syntax(text, model_path, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        optimize_main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--dim", text])
+    assert e.value.code == 2

@@ -35,14 +35,17 @@ SOURCE, LIBRARY, WEIGHTS = "model.cpp", "model.so", "weights.safetensors"
 
 def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int],
                 threads: int | None = None, portable: bool = False,
-                progress: Callable[[str], None] | None = None) -> Path:
+                progress: Callable[[str], None] | None = None,
+                before_commit: Callable[[Path], None] | None = None) -> Path:
     """Compile ``graph`` (run ``optimize_graph`` first) to an artifact directory at ``out_dir``.
 
     ``dims`` gives the largest value of every symbolic input dim: the arena is
     planned for it, and the artifact runs any value from 1 up to it. ``threads``
     is the default thread count of sessions (None: all cores); ``portable``
     builds for any x86-64-v2 CPU instead of this one. Nothing is written unless
-    every step succeeds; an earlier artifact at ``out_dir`` is replaced.
+    every step succeeds and ``before_commit`` (given the finished artifact in its
+    staging directory, e.g. a numerical check) returns; an earlier artifact at
+    ``out_dir`` is replaced.
 
     Raises:
         UnsupportedOpError: a node has no CPU kernel (names the node and op).
@@ -70,6 +73,8 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
         shutil.copyfile(lib.path, tmp / LIBRARY)
         manifest = _manifest(prog, tmp, status, lib, threads, portable)
         write_manifest(tmp, manifest)
+        if before_commit is not None:
+            before_commit(tmp)
         commit_directory(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
