@@ -64,6 +64,7 @@ def trace_stream(graph: Graph) -> Stream:
         return s
     seen: dict[int, int] = {}
     try:
+        _post_ln(norms)
         for n in norms:
             rank = n.inputs[0].rank
             if rank is None or n.attrs.axis % rank != rank - 1:
@@ -77,6 +78,19 @@ def trace_stream(graph: Graph) -> Stream:
         s.reason = str(e)
     s.axes = seen
     return s
+
+
+def _post_ln(norms: list[Node]) -> None:
+    """Name the usual reason first: a norm's output is added straight back into the stream."""
+    for n in norms:
+        p = n.inputs[0].producer
+        if p is None or p.op is not Op.Add:
+            continue
+        for x in p.inputs:
+            q = x.producer
+            if q is not None and (q.op in NORMS or q.op in (Op.SkipLayerNorm, Op.SkipRMSNorm) and x.index == 0):
+                raise _NotProven(f"{q.describe()} writes its output into the residual stream (Post-LN): "
+                                 f"a normalized value is not zero-mean")
 
 
 def _prove(v: Value, axis: int, s: Stream, seen: dict[int, int], graph: Graph) -> None:
