@@ -91,8 +91,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"fuseformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _optimize_parser(sub.add_parser("optimize", help="optimize a model (same as the `optimize` command)"))
+    bench = _bench_module()
+    bench_parser = sub.add_parser("bench", help="latency against onnxruntime and PyTorch (bench/bench.py)",
+                                  description=bench.__doc__ if bench else None,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    if bench is not None:
+        bench.add_arguments(bench_parser)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _run(lambda a: _do_bench(bench, a, argv), args)
     return _run(_do_optimize, args)
+
+
+def _bench_module():
+    """bench/bench.py of the source checkout, or None: bench/ is not installed with the package."""
+    try:
+        from .bench import bench
+    except ModuleNotFoundError as e:
+        if e.name not in ("fuseformer.bench", "fuseformer.bench.bench"):
+            raise  # bench/ is there but something it imports is not: say what
+        return None
+    return bench
+
+
+def _do_bench(bench, args, argv: list[str] | None) -> int:
+    if bench is None:
+        raise FuseformerError("`fuseformer bench` runs from a source checkout (pip install -e .): "
+                              "bench/ is not part of an installed package")
+    shown = sys.argv[1:] if argv is None else argv
+    return bench.run(args, command="fuseformer " + " ".join(shown))[0]
 
 
 def _run(fn, args) -> int:

@@ -80,6 +80,11 @@ class Session:
         lib.ff_run.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p, ctypes.c_void_p]
         lib.ff_run.restype = ctypes.c_int
+        if self.manifest.get("profile"):
+            lib.ff_profile_names.restype = ctypes.c_char_p
+            lib.ff_profile.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int]
+            lib.ff_profile.restype = ctypes.c_int
+            lib.ff_profile_reset.restype = None
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model: input name -> array in, output name -> array out."""
@@ -100,6 +105,20 @@ class Session:
             what = self.manifest.get("status", {}).get(str(code), f"status {code}")
             raise RunError(f"{self.path.name}: {what}")
         return {spec["name"]: out for spec, out in zip(self.outputs, outputs)}
+
+    def profile(self, reset: bool = False) -> dict[str, float]:
+        """Milliseconds spent per kernel kind (gemm, attention, norm, ...) over every run since
+        the load or the last reset; ``reset`` zeroes the totals after reading them. Needs an
+        artifact compiled with ``profile=True``."""
+        if not self.manifest.get("profile"):
+            raise ArtifactError(f"{self.path} was not compiled with profile=True: it keeps no kernel times")
+        names = self._lib.ff_profile_names().decode().split(",")
+        totals = (ctypes.c_double * len(names))()
+        with self._lock:
+            n = self._lib.ff_profile(totals, len(names))
+            if reset:
+                self._lib.ff_profile_reset()
+        return {name: float(totals[k]) for k, name in enumerate(names[:n])}
 
     def _check(self, inputs: Mapping[str, np.ndarray]) -> tuple[list[np.ndarray], dict[str, int]]:
         expected = [s["name"] for s in self.inputs]
@@ -176,10 +195,12 @@ def _open_library(path: Path, sha256: str) -> ctypes.CDLL:
     """
     if sha256 in _LOADED:
         return _LOADED[sha256]
-    from ..backends.cpu.build import blas_library_path
+    from ..backends.cpu.build import blas_library_path, blas_load_environment
 
-    # the library's rpath finds OpenBLAS; loading it first also serves a moved virtualenv
-    ctypes.CDLL(str(blas_library_path()), mode=ctypes.RTLD_GLOBAL)
+    # the library's rpath finds OpenBLAS; loading it first also serves a moved virtualenv,
+    # and lets OpenBLAS see the kernel choice of blas_load_environment
+    with blas_load_environment():
+        ctypes.CDLL(str(blas_library_path()), mode=ctypes.RTLD_GLOBAL)
     root = Path(tempfile.gettempdir()) / f"fuseformer-{os.getuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
     private = root / f"{sha256}.so"

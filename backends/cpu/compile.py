@@ -34,7 +34,7 @@ SOURCE, LIBRARY, WEIGHTS = "model.cpp", "model.so", "weights.safetensors"
 
 
 def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int],
-                threads: int | None = None, portable: bool = False,
+                threads: int | None = None, portable: bool = False, profile: bool = False,
                 progress: Callable[[str], None] | None = None,
                 before_commit: Callable[[Path], None] | None = None) -> Path:
     """Compile ``graph`` (run ``optimize_graph`` first) to an artifact directory at ``out_dir``.
@@ -42,7 +42,8 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
     ``dims`` gives the largest value of every symbolic input dim: the arena is
     planned for it, and the artifact runs any value from 1 up to it. ``threads``
     is the default thread count of sessions (None: all cores); ``portable``
-    builds for any x86-64-v2 CPU instead of this one. Nothing is written unless
+    builds for any x86-64-v2 CPU instead of this one; ``profile`` times every kernel call
+    by kind (``Session.profile()``; see profiling.py). Nothing is written unless
     every step succeeds and ``before_commit`` (given the finished artifact in its
     staging directory, e.g. a numerical check) returns; an earlier artifact at
     ``out_dir`` is replaced.
@@ -67,11 +68,11 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
     tmp = staging_dir(out_dir)
     try:
         offsets = _write_weights(prog.weights, tmp / WEIGHTS)
-        source, status = render_program(prog, offsets)
+        source, status = render_program(prog, offsets, profile=profile)
         (tmp / SOURCE).write_text(source)
         lib = build_library(source, portable=portable, progress=progress)
         shutil.copyfile(lib.path, tmp / LIBRARY)
-        manifest = _manifest(prog, tmp, status, lib, threads, portable)
+        manifest = _manifest(prog, tmp, status, lib, threads, portable, profile)
         write_manifest(tmp, manifest)
         if before_commit is not None:
             before_commit(tmp)
@@ -126,7 +127,8 @@ def _spec(prog: Program, v: Value) -> dict:
     return {"name": v.name, "dtype": info.dtype.numpy.name, "shape": [_dim_json(d) for d in info.shape]}
 
 
-def _manifest(prog: Program, tmp: Path, status: dict[int, str], lib, threads, portable) -> dict:
+def _manifest(prog: Program, tmp: Path, status: dict[int, str], lib, threads, portable,
+              profile: bool) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "target": "cpu",
@@ -138,6 +140,7 @@ def _manifest(prog: Program, tmp: Path, status: dict[int, str], lib, threads, po
         "symbols": [{"name": s, "max": prog.maxima[s]} for s in prog.symbols],
         "arena_bytes": prog.arena_bytes,
         "threads": threads,
+        "profile": profile,
         "status": {str(k): v for k, v in status.items()},
         "files": {
             "source": {"path": SOURCE, "sha256": sha256_file(tmp / SOURCE)},

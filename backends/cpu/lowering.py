@@ -89,9 +89,15 @@ def rule(*ops) -> Callable[[Rule], Rule]:
 class Ctx:
     """The state rules read: value infos and the symbols' bounds."""
 
-    def __init__(self, bounds: Bounds):
+    def __init__(self, bounds: Bounds, graph: Graph | None = None):
         self.bounds = bounds
         self.infos: dict[int, Info] = {}
+        self.graph_outputs = {id(v) for v in graph.outputs} if graph is not None else set()
+        # values whose buffer is not laid out contiguously in their own shape: id -> element
+        # strides. Only made for a value whose every reader takes strides (see heads.py).
+        self.strided: dict[int, tuple[Expr, ...]] = {}
+        # nodes a later rule must lower as views, as an earlier rule decided (see heads.py)
+        self.fused_views: set[int] = set()
 
     def info(self, v: Value | None) -> Info:
         if v is None:
@@ -204,7 +210,7 @@ def lower_graph(graph: Graph, bounds: Bounds) -> tuple[Ctx, list[Step]]:
     """Run every node's rule in order. Raises UnsupportedOpError / ShapeError naming the node."""
     from . import rules_elementwise, rules_layout, rules_nn, rules_reduce  # noqa: F401  (register)
 
-    ctx = Ctx(bounds)
+    ctx = Ctx(bounds, graph)
     for v in graph.inputs:
         ctx.infos[id(v)] = input_info(v)
     for v in graph.constants.values():

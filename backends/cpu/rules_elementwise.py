@@ -146,8 +146,10 @@ def gelu(ctx: Ctx, node: Node) -> Lowered:
         raise ctx.unsupported(node, f"Gelu on {x.dtype.short}")
     if node.attrs.approximate not in ("none", "tanh"):
         raise ctx.unsupported(node, f"Gelu approximate={node.attrs.approximate!r}")
-    fn = "ff::gelu_tanh" if node.attrs.approximate == "tanh" else "ff::gelu"
     t = ctype(x.dtype)
+    # float32 takes the vectorizable erf of vmath.h; double keeps libm's
+    exact = "ff::gelu_fast" if t == "float" else "ff::gelu"
+    fn = "ff::gelu_tanh" if node.attrs.approximate == "tanh" else exact
 
     def emit(e):
         e.line(f"ff::map({e.dim(x.numel)}, {e.ptr(node.inputs[0])}, {e.ptr(node.outputs[0])}, "

@@ -12,6 +12,7 @@ from ...ir.dtype import DType
 from ...ir.node import Node
 from ...ir.op import Op
 from .errors import ShapeError
+from .heads import split_view
 from .lowering import (MAX_ELEMS, ONE, ZERO, Ctx, Info, Lowered, axis_index, broadcast_strides,
                        coalesce, no_code, rule)
 from .renderer import c_scalar, ctype
@@ -108,6 +109,15 @@ def transpose(ctx: Ctx, node: Node) -> Lowered:
     if x.elems is not None and all(d.is_const for d in x.shape):
         arr = np.array(x.elems, dtype=object).reshape([d.value for d in x.shape])
         elems = tuple(np.transpose(arr, perm).reshape(-1))
+
+    if id(node) in ctx.fused_views:
+        # the Attention before it already wrote this layout (heads.py)
+        return Lowered([Info(x.dtype, shape, elems)], no_code, view=True)
+    view = split_view(ctx, node, x)
+    if view is not None:
+        # the Attention after it reads the input through strides (heads.py)
+        ctx.strided[id(node.outputs[0])] = view
+        return Lowered([Info(x.dtype, shape, elems)], no_code, view=True)
 
     def emit(e):
         emit_strided_copy(e, x.dtype, e.ptr(node.inputs[0]), shape,

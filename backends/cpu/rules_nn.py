@@ -16,6 +16,7 @@ from ...ir.node import Node
 from ...ir.op import Op
 from ...ir.reference.nn import _geometry, _pads
 from .errors import ShapeError
+from .heads import merge_into
 from .lowering import ONE, Ctx, Info, Lowered, axis_index, broadcast_strides, coalesce, rule
 from .renderer import c_float
 from .rules_elementwise import emit_broadcast, lambda_src
@@ -170,14 +171,29 @@ def attention(ctx: Ctx, node: Node) -> Lowered:
     elif node.attrs.mask_kind != "none":
         raise ShapeError(f"node {node.describe()}: mask_kind={node.attrs.mask_kind!r} but no mask input")
 
+    out_shape = (b, h, sq, dv)
+    # (batch, head, seq) strides of each operand (the last dim is contiguous): a head split
+    # or merge Transpose next to it may have become a view (heads.py)
+    strides = [ctx.strided[id(x)][:3] if id(x) in ctx.strided else _head_strides(info.shape)
+               for x, info in zip(node.inputs[:3], (q, k, v))]
+    strides.append(merge_into(ctx, node, out_shape) or _head_strides(out_shape))
+
     def emit(e):
-        strides = broadcast_strides(mask.shape, scores) if mask is not None else (Expr.const(0),) * 4
-        ms = e.array(strides)
+        mstrides = broadcast_strides(mask.shape, scores) if mask is not None else (Expr.const(0),) * 4
+        ms = e.array(mstrides)
         mptr = f"static_cast<const {mtype}*>({e.ptr(node.input(3))})"
+        qs, ks, vs, os_ = (e.array(st) for st in strides)
         e.line(f"ff::attention({', '.join(e.dim(x) for x in (b, h, kvh, sq, sk, d, dv))}, "
-               f"{e.ptr(node.inputs[0])}, {e.ptr(node.inputs[1])}, {e.ptr(node.inputs[2])}, {mptr}, {ms}, "
-               f"{kind}, {str(bool(node.attrs.causal)).lower()}, {c_float(scale)}f, {e.ptr(node.outputs[0])});")
-    return Lowered([Info(DType.FLOAT, (b, h, sq, dv))], emit)
+               f"{e.ptr(node.inputs[0])}, {qs}, {e.ptr(node.inputs[1])}, {ks}, {e.ptr(node.inputs[2])}, {vs}, "
+               f"{mptr}, {ms}, {kind}, {str(bool(node.attrs.causal)).lower()}, {c_float(scale)}f, "
+               f"{e.ptr(node.outputs[0])}, {os_});")
+    return Lowered([Info(DType.FLOAT, out_shape)], emit)
+
+
+def _head_strides(shape) -> tuple[Expr, Expr, Expr]:
+    """Element strides of (batch, head, seq) of a contiguous [batch, head, seq, dim] tensor."""
+    _, h, sq, d = shape
+    return (h * sq * d, sq * d, d)
 
 
 def _static_dims(ctx: Ctx, node: Node, dims, what: str) -> list[int]:

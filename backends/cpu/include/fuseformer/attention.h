@@ -1,65 +1,136 @@
-// Fused attention: softmax(Q K^T * scale + mask [causal]) V per (batch, head), one pass
-// over the keys with an online softmax, so no [Sq, Sk] score matrix is ever stored.
+// Fused attention: softmax(Q K^T * scale + mask [causal]) V per (batch, head).
+//
+// Each task takes a block of up to kAttnRows query rows of one head and walks the keys
+// in blocks of kAttnKeys: S = scale * Q K^T and O += P V are single-threaded OpenBLAS
+// GEMMs on the block (the tasks are spread over the OpenMP threads), the softmax in
+// between is the online one of FlashAttention (running row maximum and sum, earlier
+// blocks rescaled when the maximum grows), so no score matrix longer than one key block
+// is ever stored. Q, K, V and O are read and written through strides, so a head split or
+// merge (Transpose [0, 2, 1, 3]) needs no copy.
 #pragma once
 
 #include <vector>
 
 #include "core.h"
+#include "vmath.h"
 
 namespace ff {
 
 enum MaskKind : int { kNoMask = 0, kBoolMask, kAddMask };
 
-// q [B, H, Sq, D], k [B, KVH, Sk, D], v [B, KVH, Sk, Dv], out [B, H, Sq, Dv], all contiguous.
-// The mask element of (b, h, i, j) is mask[b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3]] (stride 0
-// where the mask broadcasts). Causal keeps key j <= i + (Sk - Sq), bottom-right aligned.
-// A row with every key masked gives zeros, as the reference does.
+constexpr int64_t kAttnRows = 64;   // query rows per task
+constexpr int64_t kAttnKeys = 512;  // keys per block: a 64 x 512 score block is 128 KiB (L2)
+
+struct AttnShape {
+    int64_t b, h, kvh, sq, sk, d, dv;
+};
+
+// One block of query rows [i0, i0 + nq) of head h in batch b. `buf` holds at least
+// nq * (3 + kAttnKeys) floats.
 template <class M>
-void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_t D, int64_t Dv,
-               const float* q, const float* k, const float* v, const M* mask, const int64_t* ms,
-               int mask_kind, bool causal, float scale, float* out) {
-    const int64_t group = H / KVH;
-#pragma omp parallel num_threads(threads()) if (B * H * Sq * Sk * D > kParallelGrain)
-    {
-        std::vector<float> acc(size_t(Dv > 0 ? Dv : 1));
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < B; ++b) {
-            for (int64_t h = 0; h < H; ++h) {
-                const float* kb = k + (b * KVH + h / group) * Sk * D;
-                const float* vb = v + (b * KVH + h / group) * Sk * Dv;
-                for (int64_t i = 0; i < Sq; ++i) {
-                    const float* qr = q + ((b * H + h) * Sq + i) * D;
-                    float* o = out + ((b * H + h) * Sq + i) * Dv;
-                    int64_t end = Sk;
-                    if (causal) end = std::max<int64_t>(0, std::min<int64_t>(Sk, i + (Sk - Sq) + 1));
-                    float m = -std::numeric_limits<float>::infinity(), l = 0.f;
-                    std::fill(acc.begin(), acc.end(), 0.f);
-                    const M* mr = mask ? mask + b * ms[0] + h * ms[1] + i * ms[2] : nullptr;
-                    for (int64_t j = 0; j < end; ++j) {
-                        float s;
-                        if (mask_kind == kBoolMask && !mr[j * ms[3]]) continue;
-                        const float* kr = kb + j * D;
-                        float dot = 0.f;
-                        for (int64_t t = 0; t < D; ++t) dot += qr[t] * kr[t];
-                        s = dot * scale;
-                        if (mask_kind == kAddMask) s += float(mr[j * ms[3]]);
-                        if (s == -std::numeric_limits<float>::infinity()) continue;
-                        if (s > m) {
-                            // rescale what was accumulated under the old maximum
-                            const float c = std::exp(m - s);
-                            l *= c;
-                            for (int64_t t = 0; t < Dv; ++t) acc[t] *= c;
-                            m = s;
-                        }
-                        const float p = std::exp(s - m);
-                        l += p;
-                        const float* vr = vb + j * Dv;
-                        for (int64_t t = 0; t < Dv; ++t) acc[t] += p * vr[t];
-                    }
-                    const float inv = l > 0.f ? 1.f / l : 0.f;
-                    for (int64_t t = 0; t < Dv; ++t) o[t] = acc[t] * inv;
+void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_t nq, const float* q,
+                    const int64_t* qs, const float* k, const int64_t* ks, const float* v,
+                    const int64_t* vs, const M* mask, const int64_t* ms, int mask_kind, bool causal,
+                    float scale, float* out, const int64_t* os, float* buf) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    const int64_t kv = h / (a.h / a.kvh);
+    const float* qb = q + b * qs[0] + h * qs[1] + i0 * qs[2];
+    const float* kb = k + b * ks[0] + kv * ks[1];
+    const float* vb = v + b * vs[0] + kv * vs[1];
+    float* ob = out + b * os[0] + h * os[1] + i0 * os[2];
+    const int64_t shift = a.sk - a.sq;  // causal: key j is visible to query i when j <= i + shift
+    int64_t kend = a.sk;
+    if (causal) kend = std::max<int64_t>(0, std::min<int64_t>(a.sk, i0 + nq + shift));
+    float* m = buf;             // running row maximum
+    float* l = buf + nq;        // running row sum of exp(s - m)
+    float* c = buf + 2 * nq;    // per block: how much the earlier blocks shrink
+    float* s = buf + 3 * nq;    // the score block, nq x nk
+    for (int64_t r = 0; r < nq; ++r) {
+        m[r] = kNegInf;
+        l[r] = 0.f;
+    }
+    for (int64_t j0 = 0; j0 < kend; j0 += kAttnKeys) {
+        const int64_t nk = std::min(kAttnKeys, kend - j0);
+        if (a.d > 0) {
+            sgemm1(false, true, nq, nk, a.d, scale, qb, qs[2], kb + j0 * ks[2], ks[2], 0.f, s, nk);
+        } else {
+            std::fill(s, s + nq * nk, 0.f);
+        }
+        for (int64_t r = 0; r < nq; ++r) {
+            float* sr = s + r * nk;
+            const int64_t i = i0 + r;
+            if (mask_kind != kNoMask) {
+                const M* mr = mask + b * ms[0] + h * ms[1] + i * ms[2] + j0 * ms[3];
+                const int64_t m3 = ms[3];
+                if (mask_kind == kBoolMask) {
+                    for (int64_t j = 0; j < nk; ++j) sr[j] = mr[j * m3] ? sr[j] : kNegInf;
+                } else {
+                    for (int64_t j = 0; j < nk; ++j) sr[j] += float(mr[j * m3]);
                 }
             }
+            if (causal) {
+                for (int64_t j = std::max<int64_t>(0, i + shift + 1 - j0); j < nk; ++j) sr[j] = kNegInf;
+            }
+            const float mnew = std::max(m[r], max_lanes(nk, sr));
+            if (mnew == kNegInf) {
+                // nothing visible yet: the row's probabilities are all zero so far
+                std::fill(sr, sr + nk, 0.f);
+                c[r] = 1.f;
+                continue;
+            }
+            c[r] = exp_fast(m[r] - mnew);  // exp(-inf) = 0 on the first visible block
+            for (int64_t j = 0; j < nk; ++j) sr[j] = exp_fast(sr[j] - mnew);
+            l[r] = l[r] * c[r] + sum_lanes(nk, sr);
+            m[r] = mnew;
+        }
+        if (j0 > 0) {
+            for (int64_t r = 0; r < nq; ++r) {
+                if (c[r] == 1.f) continue;
+                float* orow = ob + r * os[2];
+                for (int64_t t = 0; t < a.dv; ++t) orow[t] *= c[r];
+            }
+        }
+        if (a.dv > 0)
+            sgemm1(false, false, nq, a.dv, nk, 1.f, s, nk, vb + j0 * vs[2], vs[2], j0 > 0 ? 1.f : 0.f,
+                   ob, os[2]);
+    }
+    // a row with every key masked gives zeros, as the reference does
+    for (int64_t r = 0; r < nq; ++r) {
+        const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+        float* orow = ob + r * os[2];
+        if (kend == 0) {
+            for (int64_t t = 0; t < a.dv; ++t) orow[t] = 0.f;
+        } else {
+            for (int64_t t = 0; t < a.dv; ++t) orow[t] *= inv;
+        }
+    }
+}
+
+// q [B, H, Sq, D], k [B, KVH, Sk, D], v [B, KVH, Sk, Dv], out [B, H, Sq, Dv], each with its
+// own element strides over (batch, head, seq) in qs, ks, vs, os and a contiguous last dim.
+// The mask element of (b, h, i, j) is mask[b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3]] (stride 0
+// where the mask broadcasts). Causal keeps key j <= i + (Sk - Sq), bottom-right aligned.
+template <class M>
+void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_t D, int64_t Dv,
+               const float* q, const int64_t* qs, const float* k, const int64_t* ks, const float* v,
+               const int64_t* vs, const M* mask, const int64_t* ms, int mask_kind, bool causal,
+               float scale, float* out, const int64_t* os) {
+    const AttnShape a{B, H, KVH, Sq, Sk, D, Dv};
+    // query blocks of equal size (65 rows make two blocks of 33 and 32, not 64 and 1)
+    const int64_t nblocks = std::max<int64_t>(1, (Sq + kAttnRows - 1) / kAttnRows);
+    const int64_t rows = (Sq + nblocks - 1) / nblocks;
+    const int64_t tasks = B * H * nblocks;
+    const int64_t work = B * H * Sq * Sk * (D + Dv + 8);
+#pragma omp parallel num_threads(threads()) if (work > 4 * kParallelGrain && tasks > 1)
+    {
+        std::vector<float> buf(size_t(rows * (3 + kAttnKeys)));
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tasks; ++t) {
+            const int64_t b = t / (H * nblocks), h = (t / nblocks) % H, i0 = (t % nblocks) * rows;
+            const int64_t nq = std::min(rows, Sq - i0);
+            if (nq > 0)
+                attention_rows(a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal, scale,
+                               out, os, buf.data());
         }
     }
 }

@@ -2,6 +2,8 @@
 // 1-D ops reach these as 2-D with a height of 1.
 #pragma once
 
+#include <vector>
+
 #include "core.h"
 
 namespace ff {
@@ -13,6 +15,90 @@ struct ConvGeom {
     int64_t oh, ow;          // output size
 };
 
+// Depthwise (one input channel per group) convolution, one output plane per task. Each
+// output row accumulates tap by tap over the output columns that tap reaches inside the
+// input (so no bounds test in the inner loop, which GCC vectorizes); every output still
+// sums its taps in (kh, kw) order from zero and adds the bias last, as the reference.
+inline void depthwise2d(const ConvGeom& g, const float* x, const float* wt, const float* bias, float* y) {
+    const int64_t taps = g.kh * g.kw, mg = g.m / g.groups, p = g.oh * g.ow;
+    // the output columns [lo, hi) of each kw whose input column is inside [0, w)
+    int64_t lo[64], hi[64];
+    const bool small = g.kw <= 64;
+    for (int64_t kw = 0; small && kw < g.kw; ++kw) {
+        const int64_t off = kw * g.dw - g.pl;  // input column = ow * sw + off
+        int64_t a = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+        int64_t b = g.w - off <= 0 ? 0 : (g.w - off + g.sw - 1) / g.sw;
+        lo[kw] = std::min(a, g.ow);
+        hi[kw] = std::max(lo[kw], std::min(b, g.ow));
+    }
+    // Stride 1 with every window inside the input (the padding applied by a Pad before):
+    // output (oh, ow) reads x[(oh + kh*dh) * w + ow + kw*dw], so over the "wide" index
+    // u = oh * w + ow each tap is one contiguous multiply-add of the whole plane, with the
+    // columns ow >= g.ow computed and dropped. Small planes (7x7, 14x14) then vectorize too.
+    const bool flat = g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+                      g.oh - 1 + (g.kh - 1) * g.dh < g.h && g.ow - 1 + (g.kw - 1) * g.dw < g.w;
+    if (flat) {
+        const int64_t span = (g.oh - 1) * g.w + g.ow;
+#pragma omp parallel num_threads(threads()) if (g.n * g.m * span * taps > kParallelGrain)
+        {
+            std::vector<float> wide(static_cast<size_t>(span));
+#pragma omp for schedule(static)
+            for (int64_t plane = 0; plane < g.n * g.m; ++plane) {
+                const int64_t n = plane / g.m, oc = plane % g.m, ic = oc / mg;
+                const float* xc = x + (n * g.c + ic) * g.h * g.w;
+                const float* wc = wt + oc * taps;
+                float* __restrict acc = wide.data();
+                for (int64_t u = 0; u < span; ++u) acc[u] = 0.f;
+                for (int64_t kh = 0; kh < g.kh; ++kh) {
+                    for (int64_t kw = 0; kw < g.kw; ++kw) {
+                        const float wv = wc[kh * g.kw + kw];
+                        const float* __restrict xs = xc + kh * g.dh * g.w + kw * g.dw;
+                        for (int64_t u = 0; u < span; ++u) acc[u] += xs[u] * wv;
+                    }
+                }
+                const float b0 = bias ? bias[oc] : 0.f;
+                float* yc = y + plane * p;
+                for (int64_t oh = 0; oh < g.oh; ++oh)
+                    for (int64_t ow = 0; ow < g.ow; ++ow) yc[oh * g.ow + ow] = acc[oh * g.w + ow] + b0;
+            }
+        }
+        return;
+    }
+#pragma omp parallel for num_threads(threads()) if (g.n * g.m * p * taps > kParallelGrain) schedule(static)
+    for (int64_t plane = 0; plane < g.n * g.m; ++plane) {
+        const int64_t n = plane / g.m, oc = plane % g.m, ic = oc / mg;
+        const float* xc = x + (n * g.c + ic) * g.h * g.w;
+        const float* wc = wt + oc * taps;
+        float* __restrict yc = y + plane * p;
+        const float b0 = bias ? bias[oc] : 0.f;
+        for (int64_t oh = 0; oh < g.oh; ++oh) {
+            float* __restrict yr = yc + oh * g.ow;
+            for (int64_t ow = 0; ow < g.ow; ++ow) yr[ow] = 0.f;
+            for (int64_t kh = 0; kh < g.kh; ++kh) {
+                const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                if (ih < 0 || ih >= g.h) continue;
+                const float* xr = xc + ih * g.w;
+                for (int64_t kw = 0; kw < g.kw; ++kw) {
+                    const float wv = wc[kh * g.kw + kw];
+                    const int64_t off = kw * g.dw - g.pl;
+                    if (!small) {
+                        for (int64_t ow = 0; ow < g.ow; ++ow) {
+                            const int64_t iw = ow * g.sw + off;
+                            if (iw >= 0 && iw < g.w) yr[ow] += xr[iw] * wv;
+                        }
+                    } else if (g.sw == 1) {
+                        const float* xs = xr + off;
+                        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xs[ow] * wv;
+                    } else {
+                        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xr[ow * g.sw + off] * wv;
+                    }
+                }
+            }
+            for (int64_t ow = 0; ow < g.ow; ++ow) yr[ow] += b0;
+        }
+    }
+}
+
 // x [n, c, h, w], weight [m, c / groups, kh, kw], bias [m] or null, y [n, m, oh, ow].
 // `cols` is scratch for one group's im2col matrix: (c / groups) * kh * kw * oh * ow floats.
 inline void conv2d(const ConvGeom& g, const float* x, const float* wt, const float* bias, float* y,
@@ -23,31 +109,7 @@ inline void conv2d(const ConvGeom& g, const float* x, const float* wt, const flo
                            g.oh == g.h && g.ow == g.w;
     if (cg == 1 && !pointwise) {
         // depthwise: a GEMM per channel would be [mg, taps] x [taps, p]; direct loops are faster
-#pragma omp parallel for collapse(2) num_threads(threads()) schedule(static)
-        for (int64_t n = 0; n < g.n; ++n) {
-            for (int64_t oc = 0; oc < g.m; ++oc) {
-                const int64_t ic = oc / mg;
-                const float* xc = x + (n * g.c + ic) * g.h * g.w;
-                const float* wc = wt + oc * taps;
-                float* yc = y + (n * g.m + oc) * p;
-                const float b0 = bias ? bias[oc] : 0.f;
-                for (int64_t oh = 0; oh < g.oh; ++oh) {
-                    for (int64_t ow = 0; ow < g.ow; ++ow) {
-                        float s = 0.f;
-                        for (int64_t kh = 0; kh < g.kh; ++kh) {
-                            const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-                            if (ih < 0 || ih >= g.h) continue;
-                            for (int64_t kw = 0; kw < g.kw; ++kw) {
-                                const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-                                if (iw < 0 || iw >= g.w) continue;
-                                s += xc[ih * g.w + iw] * wc[kh * g.kw + kw];
-                            }
-                        }
-                        yc[oh * g.ow + ow] = s + b0;
-                    }
-                }
-            }
-        }
+        depthwise2d(g, x, wt, bias, y);
         return;
     }
     for (int64_t n = 0; n < g.n; ++n) {
@@ -74,6 +136,7 @@ inline void conv2d(const ConvGeom& g, const float* x, const float* wt, const flo
             float* yg = y + (n * g.m + gr * mg) * p;
             gemm(false, false, mg, p, kc, 1.f, wt + gr * mg * kc, kc, b, p, 0.f, yg, p);
             if (bias) {
+#pragma omp parallel for num_threads(threads()) if (mg * p > kParallelGrain) schedule(static)
                 for (int64_t oc = 0; oc < mg; ++oc) {
                     const float b0 = bias[gr * mg + oc];
                     for (int64_t i = 0; i < p; ++i) yg[oc * p + i] += b0;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -24,6 +25,12 @@ namespace ff {
 inline int g_threads = 0;
 
 inline int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+// A monotonic clock in milliseconds, for the timing of profiled builds.
+inline double now_ms() {
+    using clock = std::chrono::steady_clock;
+    return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
+}
 
 // Parallel loops below this many elements of work cost more in thread wake-ups than they save.
 constexpr int64_t kParallelGrain = 1 << 15;
@@ -140,8 +147,10 @@ inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
         sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    // split the rows of C when there are enough of them, else its columns (16-float aligned)
-    const bool by_rows = m >= 4 * nt || m >= n;
+    // Split the columns of C (16-float aligned) unless they are few: each thread then packs
+    // only its share of B (the weights), while a row split would make every thread pack all of
+    // B; measured 1.7x faster for the [16, 384] @ [384, 1536] of a short sequence.
+    const bool by_rows = n < 64 * nt || m >= 8 * n;
     const int64_t total = by_rows ? m : n;
     const int64_t align = by_rows ? 1 : 16;
     const int64_t chunk = ((total + nt - 1) / nt + align - 1) / align * align;

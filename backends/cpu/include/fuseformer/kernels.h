@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core.h"
+#include "vmath.h"
 #include "elementwise.h"
 #include "layout.h"
 #include "reduce.h"

@@ -97,9 +97,19 @@ void pad(int rank, const int64_t* out_dims, const T* in, const int64_t* in_dims,
             else off += src * in_strides[d];
         }
         T* o = out + r * inner;
-        for (int64_t j = 0; j < inner; ++j) {
-            const int64_t src = pad_source(j - begin[rank - 1], in_dims[rank - 1], mode);
-            o[j] = (outside || src < 0) ? value : in[off + src * in_strides[rank - 1]];
+        const int64_t n = in_dims[rank - 1], b0 = begin[rank - 1];
+        if (outside && mode == kPadConstant) {
+            for (int64_t j = 0; j < inner; ++j) o[j] = value;
+        } else if (mode == kPadConstant && in_strides[rank - 1] == 1 && b0 >= 0 && b0 + n <= inner) {
+            // the common case (zero padding around a contiguous row): fill, copy, fill
+            for (int64_t j = 0; j < b0; ++j) o[j] = value;
+            std::memcpy(o + b0, in + off, sizeof(T) * n);
+            for (int64_t j = b0 + n; j < inner; ++j) o[j] = value;
+        } else {
+            for (int64_t j = 0; j < inner; ++j) {
+                const int64_t src = pad_source(j - b0, n, mode);
+                o[j] = (outside || src < 0) ? value : in[off + src * in_strides[rank - 1]];
+            }
         }
     }
 }
