@@ -161,3 +161,21 @@ def test_head_split_and_merge_become_views(tmp_path):
     # k and v of the first attention split as views, its output merges as a view; copies
     # remain for q (read by two attentions), the exposed k and the merge of a2 (an output)
     assert source.count("ff::strided_copy") == 3
+
+
+def test_blas_coretype_choice(monkeypatch):
+    import os
+
+    from fuseformer.backends.cpu import build
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv(build.CORETYPE_ENV, raising=False)
+    assert build.blas_coretype() is None  # the user's OpenBLAS choice stands
+    monkeypatch.setenv(build.CORETYPE_ENV, "Zen")
+    assert build.blas_coretype() == "Zen"
+    with build.blas_load_environment():
+        assert os.environ["OPENBLAS_CORETYPE"] == "Zen"
+    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell"  # restored after the load
+    monkeypatch.setenv(build.CORETYPE_ENV, "auto")
+    avx512 = all(f in build._cpu_identity() for f in build._AVX512)
+    assert build.blas_coretype() == ("SkylakeX" if avx512 else None)
