@@ -474,6 +474,22 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
+def _source_state() -> str | None:
+    """The commit of the checkout that ran, and whether it had uncommitted changes: the numbers
+    belong to that code, not to whatever version string it carries."""
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"source at commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def markdown(results: list[ModelResult], args, command: str, started: datetime.datetime,
              load: tuple[float, float, float] | None) -> str:
     peers = list(args.peers)
@@ -488,7 +504,7 @@ def markdown(results: list[ModelResult], args, command: str, started: datetime.d
         f"{args.warmup} warm-up calls, in {max(1, min(args.rounds, args.runs))} rounds over the peers",
         f"- outputs compared with PyTorch eager: max abs error over all outputs, agreeing when "
         f"<= {args.atol:g}",
-        f"- {_versions()}",
+        f"- {_versions()}" + (f"; {state}" if (state := _source_state()) else ""),
     ]
     busy = [m for m in results if m.others is not None and m.others > BUSY]
     if busy:
