@@ -35,7 +35,7 @@ class FoldConstants(Pass):
                 continue
             for out, arr in zip(node.outputs, values):
                 arr = np.asarray(arr).astype(out.dtype.numpy, copy=False)
-                const = graph.add_constant(np.ascontiguousarray(arr), f"{out.name}_folded")
+                const = graph.add_constant(np.require(arr, requirements="C"), f"{out.name}_folded")
                 graph.replace_all_uses_with(out, const)
             graph.erase(node)
             modified = True

@@ -45,7 +45,7 @@ def shared_constant(op, source: Value, array: np.ndarray, suffix: str) -> Value:
     if existing is not None and existing.const.shape == array.shape and \
             np.array_equal(np.asarray(existing.const.numpy()), array):
         return existing
-    return op.graph.add_constant(np.ascontiguousarray(array), name)
+    return op.graph.add_constant(np.require(array, requirements="C"), name)
 
 
 def _bias_vector(op, v: Value, n: int, scale: float = 1.0) -> Value:

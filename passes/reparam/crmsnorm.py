@@ -113,7 +113,7 @@ def _shape_use(stream: Stream) -> str | None:
 def _slice_last(arr: np.ndarray, axis: int) -> np.ndarray:
     index = [slice(None)] * arr.ndim
     index[axis] = slice(0, arr.shape[axis] - 1)
-    return np.ascontiguousarray(arr[tuple(index)])
+    return np.require(arr[tuple(index)], requirements="C")
 
 
 def _drop_last(graph: Graph, w: Writer) -> None:

@@ -57,7 +57,7 @@ def _centred(arr: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _replace_const(graph: Graph, node: Node | None, old: Value, arr: np.ndarray, hint: str) -> Value:
-    new = graph.add_constant(np.ascontiguousarray(arr), hint)
+    new = graph.add_constant(np.require(arr, requirements="C"), hint)
     if node is None:
         graph.replace_all_uses_with(old, new)
     else:
