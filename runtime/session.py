@@ -67,6 +67,8 @@ class Session:
         self._arena = np.empty(arena_bytes + _ALIGN, np.uint8)
         self._arena_ptr = _aligned(self._arena.ctypes.data)
         self._lock = threading.Lock()
+        self._shapes: dict[tuple[int, ...], list] = {}  # dims -> output (shape, dtype)
+        self._threads_set: int | None = None
 
     def _bind(self) -> None:
         lib = self._lib
@@ -89,17 +91,26 @@ class Session:
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model: input name -> array in, output name -> array out."""
         arrays, values = self._check(inputs)
-        dims = (ctypes.c_int64 * max(len(self.symbols), 1))(*[values[s] for s in self.symbols])
-        outputs = []
-        for k, spec in enumerate(self.outputs):
-            shape = (ctypes.c_int64 * max(len(spec["shape"]), 1))()
-            if self._lib.ff_output_shape(k, dims, shape) != 0:
-                raise ArtifactError(f"{self.path}: the library has no output {k}")
-            outputs.append(np.empty(tuple(shape[: len(spec["shape"])]), np.dtype(spec["dtype"])))
+        key = tuple(values[s] for s in self.symbols)
+        dims = (ctypes.c_int64 * max(len(self.symbols), 1))(*key)
+        shapes = self._shapes.get(key)
+        if shapes is None:
+            shapes = []
+            for k, spec in enumerate(self.outputs):
+                shape = (ctypes.c_int64 * max(len(spec["shape"]), 1))()
+                if self._lib.ff_output_shape(k, dims, shape) != 0:
+                    raise ArtifactError(f"{self.path}: the library has no output {k}")
+                shapes.append((tuple(shape[: len(spec["shape"])]), np.dtype(spec["dtype"])))
+            # per-call overhead counts on small models: the shapes of a dims tuple never change
+            self._shapes[key] = shapes
+        outputs = [np.empty(shape, dtype) for shape, dtype in shapes]
         in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(*[o.ctypes.data for o in outputs])
         with self._lock:
-            self._lib.ff_set_threads(int(self.threads or 0))
+            threads = int(self.threads or 0)
+            if threads != self._threads_set:
+                self._lib.ff_set_threads(threads)
+                self._threads_set = threads
             code = self._lib.ff_run(in_ptrs, out_ptrs, dims, self._weights_ptr, self._arena_ptr)
         if code != 0:
             what = self.manifest.get("status", {}).get(str(code), f"status {code}")

@@ -26,6 +26,7 @@ from ...runtime.artifact import (FORMAT_VERSION, commit_directory, sha256_file, 
 from .build import build_library
 from .errors import CpuCompileError
 from .lowering import lower_graph
+from .packing import packing_enabled
 from .program import Program, build_program, symbol_order
 from .renderer import ABI_VERSION, render_program
 from .symexpr import Bounds, Expr
@@ -59,7 +60,7 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
         raise CpuCompileError(f"threads must be positive, got {threads}")
     bounds = Bounds(maxima)
     progress(f"lowering {len(graph.nodes)} nodes for the CPU")
-    ctx, steps = lower_graph(graph, bounds)
+    ctx, steps = lower_graph(graph, bounds, pack_weights=packing_enabled(portable))
     prog = build_program(graph, ctx, steps, maxima)
     progress(f"{sum(prog.run)} kernels, arena {prog.arena_bytes / 2**20:.1f} MiB at "
              f"{', '.join(f'{k}={v}' for k, v in maxima.items()) or 'static shapes'}")
@@ -67,7 +68,7 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
     out_dir = Path(out_dir)
     tmp = staging_dir(out_dir)
     try:
-        offsets = _write_weights(prog.weights, tmp / WEIGHTS)
+        offsets = _write_weights(prog, tmp / WEIGHTS)
         source, status = render_program(prog, offsets, profile=profile)
         (tmp / SOURCE).write_text(source)
         lib = build_library(source, portable=portable, progress=progress)
@@ -100,20 +101,21 @@ def _check_dims(graph: Graph, dims: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-def _write_weights(weights: list[Value], path: Path) -> list[int]:
+def _write_weights(prog: Program, path: Path) -> list[int]:
     """Write the constants as w0, w1, ... and return each one's offset in the data section."""
     from safetensors.numpy import save_file
 
-    arrays = {f"w{j}": np.ascontiguousarray(v.const.numpy()) for j, v in enumerate(weights)}
+    arrays = {f"w{j}": prog.weight_array(v) for j, v in enumerate(prog.weights)}
     save_file(arrays, str(path))
     with open(path, "rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(size))
     offsets = []
-    for j, v in enumerate(weights):
+    for j, v in enumerate(prog.weights):
         begin, end = header[f"w{j}"]["data_offsets"]
-        if end - begin != v.const.nbytes:
-            raise CpuCompileError(f"weights file: w{j} holds {end - begin} bytes, expected {v.const.nbytes}")
+        if end - begin != prog.weight_nbytes(v):
+            raise CpuCompileError(f"weights file: w{j} holds {end - begin} bytes, "
+                                  f"expected {prog.weight_nbytes(v)}")
         offsets.append(begin)
     return offsets
 

@@ -89,8 +89,12 @@ def rule(*ops) -> Callable[[Rule], Rule]:
 class Ctx:
     """The state rules read: value infos and the symbols' bounds."""
 
-    def __init__(self, bounds: Bounds, graph: Graph | None = None):
+    def __init__(self, bounds: Bounds, graph: Graph | None = None, pack_weights: bool = False):
         self.bounds = bounds
+        # Linear weights may be stored packed for packed_gemm.h (packing.py); ``packed``
+        # holds the ids of the constants that are, which every reader then takes packed
+        self.pack_weights = pack_weights
+        self.packed: set[int] = set()
         self.infos: dict[int, Info] = {}
         self.graph_outputs = {id(v) for v in graph.outputs} if graph is not None else set()
         # values whose buffer is not laid out contiguously in their own shape: id -> element
@@ -206,11 +210,11 @@ class Step:
     lowered: Lowered
 
 
-def lower_graph(graph: Graph, bounds: Bounds) -> tuple[Ctx, list[Step]]:
+def lower_graph(graph: Graph, bounds: Bounds, pack_weights: bool = False) -> tuple[Ctx, list[Step]]:
     """Run every node's rule in order. Raises UnsupportedOpError / ShapeError naming the node."""
     from . import rules_elementwise, rules_layout, rules_nn, rules_reduce  # noqa: F401  (register)
 
-    ctx = Ctx(bounds, graph)
+    ctx = Ctx(bounds, graph, pack_weights)
     for v in graph.inputs:
         ctx.infos[id(v)] = input_info(v)
     for v in graph.constants.values():

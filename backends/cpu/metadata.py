@@ -80,7 +80,8 @@ def render_metadata(src: Source, prog: Program, status: Mapping[int, str],
     codes = sorted(status)
     messages = [strings.add(status[c]) for c in codes]
     unknown = strings.add("unknown status code")
-    weights_bytes = max((off + v.const.nbytes for off, v in zip(weight_offsets, prog.weights)), default=0)
+    weights_bytes = max((off + prog.weight_nbytes(v) for off, v in zip(weight_offsets, prog.weights)),
+                        default=0)
 
     src.line("")
     src.line("// ---- self-description (fuseformer.h); names as UTF-8 byte values, never as text")

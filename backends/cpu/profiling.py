@@ -16,7 +16,7 @@ KINDS = ("gemm", "attention", "norm", "elementwise", "layout", "conv", "reduce",
 
 # kernel (the C++ function a generated line calls) -> kind
 _KERNEL_KIND = {
-    "gemm": "gemm", "batched_gemm": "gemm",
+    "gemm": "gemm", "batched_gemm": "gemm", "packed_linear": "gemm",  # with its fused epilogue
     "attention": "attention",
     "layer_norm": "norm", "rms_norm": "norm", "crms_norm": "norm", "rotary": "norm",
     "map": "elementwise", "binary": "elementwise", "ternary": "elementwise",

@@ -46,6 +46,23 @@ class Program:
     def info(self, v: Value) -> Info:
         return self.ctx.infos[id(v)]
 
+    def weight_array(self, v: Value):
+        """The bytes of weight ``v`` as the kernels read them (packed for packed_gemm.h or not)."""
+        import numpy as np
+
+        from .packing import pack_panels
+
+        arr = v.const.numpy()
+        if id(v) in self.ctx.packed:
+            return pack_panels(arr)
+        return np.require(arr, requirements="C")
+
+    def weight_nbytes(self, v: Value) -> int:
+        if id(v) in self.ctx.packed:
+            k, n = v.const.shape
+            return k * -(-n // 32) * 32 * v.const.dtype.itemsize
+        return v.const.nbytes
+
     def root(self, v: Value) -> Value:
         s = self.storage[id(v)]
         while s.kind == "alias":

@@ -33,9 +33,9 @@ CTYPES = {
 
 # op -> C++ expression of the operand x (T is the element type, {alpha} etc. attributes)
 UNARY = {
-    Op.Abs: "std::abs(x)", Op.Neg: "-x", Op.Exp: "std::exp(x)", Op.Log: "std::log(x)",
+    Op.Abs: "std::abs(x)", Op.Neg: "-x", Op.Exp: "ff::vexp(x)", Op.Log: "std::log(x)",
     Op.Sqrt: "std::sqrt(x)", Op.Reciprocal: "T(1) / x", Op.Erf: "std::erf(x)",
-    Op.Tanh: "std::tanh(x)", Op.Sigmoid: "ff::sigmoid(x)", Op.Relu: "x < T(0) ? T(0) : x",
+    Op.Tanh: "ff::vtanh(x)", Op.Sigmoid: "ff::vsigmoid(x)", Op.Relu: "x < T(0) ? T(0) : x",
     Op.LeakyRelu: "x >= T(0) ? x : x * T({alpha})",
     Op.Elu: "x >= T(0) ? x : T({alpha}) * std::expm1(x)",
     Op.Selu: "T({gamma}) * (x > T(0) ? x : T({alpha}) * std::expm1(x))",

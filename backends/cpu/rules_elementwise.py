@@ -147,9 +147,12 @@ def gelu(ctx: Ctx, node: Node) -> Lowered:
     if node.attrs.approximate not in ("none", "tanh"):
         raise ctx.unsupported(node, f"Gelu approximate={node.attrs.approximate!r}")
     t = ctype(x.dtype)
-    # float32 takes the vectorizable erf of vmath.h; double keeps libm's
-    exact = "ff::gelu_fast" if t == "float" else "ff::gelu"
-    fn = "ff::gelu_tanh" if node.attrs.approximate == "tanh" else exact
+    # float32 takes the vectorizable erf / exp of vmath.h; double keeps libm's
+    fast = t == "float"
+    if node.attrs.approximate == "tanh":
+        fn = "ff::gelu_tanh_fast" if fast else "ff::gelu_tanh"
+    else:
+        fn = "ff::gelu_fast" if fast else "ff::gelu"
 
     def emit(e):
         e.line(f"ff::map({e.dim(x.numel)}, {e.ptr(node.inputs[0])}, {e.ptr(node.outputs[0])}, "

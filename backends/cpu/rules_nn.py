@@ -44,6 +44,14 @@ def _trailing(ctx: Ctx, node: Node, param: Info, dims: tuple[Expr, ...], what: s
                                     f"{[str(d) for d in dims]} (must match the normalized dims)")
 
 
+def _packable(ctx: Ctx, node: Node) -> bool:
+    """Pack W when the build allows it and every reader of W is a Linear taking it as W."""
+    w = node.inputs[1]
+    if not ctx.pack_weights or w.const is None or w.const.dtype is not DType.FLOAT:
+        return False
+    return all(user.op is Op.Linear and slot == 1 for user, slot in w.uses)
+
+
 @rule(Op.Linear)
 def linear(ctx: Ctx, node: Node) -> Lowered:
     x, w = ctx.info(node.inputs[0]), ctx.info(node.inputs[1])
@@ -61,6 +69,17 @@ def linear(ctx: Ctx, node: Node) -> Lowered:
     if res is not None and not fused_res:
         ctx.broadcast(node, [shape, res.shape])
     act = _ACT[node.attrs.activation]
+    if _packable(ctx, node):
+        ctx.packed.add(id(node.inputs[1]))
+
+        def emit_packed(e):
+            r = e.ptr(node.inputs[3]) if fused_res else "nullptr"
+            y = e.ptr(node.outputs[0])
+            e.line(f"ff::packed_linear({e.dim(m)}, {e.dim(n)}, {e.dim(k)}, {e.ptr(node.inputs[0])}, "
+                   f"{e.ptr(node.inputs[1])}, {y}, {e.ptr(node.input(2))}, {act}, {r});")
+            if res is not None and not fused_res:
+                emit_broadcast(e, y, shape, [(y, shape), (e.ptr(node.inputs[3]), res.shape)], _ADD)
+        return Lowered([Info(DType.FLOAT, shape)], emit_packed)
 
     def emit(e):
         y = e.ptr(node.outputs[0])

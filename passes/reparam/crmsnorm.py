@@ -8,6 +8,7 @@ from ...ir.node import Node
 from ...ir.op import Op
 from ...ir.value import Value
 from ..base import Pass, PassResult
+from ..canonical.dce import EliminateDeadCode
 from .prernorm import _linear_readers, _replace_const
 from .stream import Stream, Writer, trace_stream
 
@@ -36,6 +37,9 @@ class RMSNormToCRMSNorm(Pass):
         norms = [n for n in graph.nodes if n.op is Op.RMSNorm]
         if not norms:
             return PassResult(graph, False)
+        # shape arithmetic that earlier rewrites left dead (GPT-2's Conv1D reshapes read
+        # Shape(ln_out)) must not count as a reader of the stream or of a norm
+        EliminateDeadCode().run(graph, ctx)
         stream = trace_stream(graph)
         reason = (stream.reason or _not_centred(stream) or _hidden_size(stream)[1] or _shape_use(stream)
                   or _targets(stream, graph, _hidden_size(stream)[0], dry_run=True))

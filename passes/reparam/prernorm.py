@@ -8,6 +8,7 @@ from ...ir.node import Node
 from ...ir.op import Op
 from ...ir.value import Value
 from ..base import Pass, PassResult
+from ..canonical.dce import EliminateDeadCode
 from .stream import Stream, Writer, trace_stream
 
 KIND = "LayerNorm -> RMSNorm"
@@ -35,6 +36,9 @@ class LayerNormToRMSNorm(Pass):
         lns = [n for n in graph.nodes if n.op is Op.LayerNormalization]
         if not lns:
             return PassResult(graph, False)
+        # shape arithmetic that earlier rewrites left dead (GPT-2's Conv1D reshapes read
+        # Shape(ln_out)) must not count as a reader of the stream or of a norm
+        EliminateDeadCode().run(graph, ctx)
         stream = trace_stream(graph)
         if stream.reason is not None:
             if ctx is not None:

@@ -5,6 +5,8 @@ fill-copy-fill Pad, and the kernel profile of a ``profile=True`` build.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -52,12 +54,28 @@ def test_attention_many_blocks(tmp_path):
     check_against_interpreter(g, feeds, {"batch": 1, "seq": s}, tmp_path / "art")
 
 
-def test_gelu_and_exp_edges(tmp_path):
-    # exact-form Gelu through the vectorized erf / exp, and attention's exp through
-    # the softmax of scores spanning the float range
+def _gelu_tanh64(x: float) -> float:
+    return x / (1.0 + math.exp(min(-2.0 * 0.7978845608028654 * (x + 0.044715 * x ** 3), 700.0)))
+
+
+_TRUTH = {
+    Op.Gelu: lambda x: 0.5 * x * math.erfc(-x / math.sqrt(2.0)),
+    "gelu_tanh": _gelu_tanh64,
+    Op.Tanh: math.tanh,
+    Op.Sigmoid: lambda x: 1.0 / (1.0 + math.exp(min(-x, 700.0))),
+    Op.Exp: lambda x: math.exp(min(x, 700.0)),
+}
+
+
+@pytest.mark.parametrize("op,attrs", [
+    (Op.Gelu, None), (Op.Gelu, A.GeluAttrs(approximate="tanh")), (Op.Tanh, None),
+    (Op.Sigmoid, None), (Op.Exp, None)], ids=["gelu", "gelu_tanh", "tanh", "sigmoid", "exp"])
+def test_vmath_edges(tmp_path, op, attrs):
+    # float32 Gelu (both forms), Tanh, Sigmoid and Exp through the vectorized exp / erf of
+    # vmath.h, on the special values and a dense sweep, against numpy's libm-based forms
     g = Graph("vmath")
     x = g.add_input("x", F32, (S,))
-    g.outputs.append(out(g, Op.Gelu, [x]))
+    g.outputs.append(out(g, op, [x], attrs) if attrs is not None else out(g, op, [x]))
     edges = [0.0, -0.0, 1e-30, -1e-30, 1e-7, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 5.5, -5.5, 10.0, -10.0,
              87.0, -87.0, 88.5, -88.5, 100.0, -100.0, 1e30, -1e30, np.inf, -np.inf]
     xs = np.concatenate([np.array(edges, np.float32), np.linspace(-12, 12, 4001, dtype=np.float32)])
@@ -68,6 +86,11 @@ def test_gelu_and_exp_edges(tmp_path):
     want = run(g, feeds)
     y, ref = list(got.values())[0], list(want.values())[0]
     np.testing.assert_allclose(y, ref, rtol=1e-6, atol=2e-7)
+    # near 0 and in the tails the relative error matters (tanh(1e-7) is not 0): there the
+    # truth is float64 libm, since float32 references lose those digits to cancellation
+    truth = np.array([_TRUTH[op if attrs is None else "gelu_tanh"](float(v)) for v in xs])
+    small = (np.abs(truth) < 1e-3) & (np.abs(truth) > 1e-12)
+    np.testing.assert_allclose(y[small], truth[small], rtol=1e-5)
     nan = np.array([np.nan], np.float32)
     got_nan, _ = compile_and_run(g, {"x": nan}, {"seq": len(xs)}, tmp_path / "art")
     assert np.isnan(list(got_nan.values())[0]).all()
@@ -118,6 +141,7 @@ def _linear_graph():
     b = g.add_constant(randn(rng, 16), "b")
     y = out(g, Op.Linear, [x, w, b], A.LinearAttrs(activation="gelu"))
     g.outputs.append(out(g, Op.Softmax, [y]))
+    g.outputs.append(out(g, Op.Tanh, [x]))  # elementwise: Linear's epilogue may run inside its GEMM
     return g
 
 
@@ -179,3 +203,31 @@ def test_blas_coretype_choice(monkeypatch):
     monkeypatch.setenv(build.CORETYPE_ENV, "auto")
     avx512 = all(f in build._cpu_identity() for f in build._AVX512)
     assert build.blas_coretype() == ("SkylakeX" if avx512 else None)
+
+
+@pytest.mark.parametrize("packed", ["1", "0"], ids=["packed", "openblas"])
+def test_linear_packed_weights(tmp_path, monkeypatch, packed):
+    # Linear through the register-blocked kernel on weights packed in 32-column panels
+    # (packed_gemm.h) and through OpenBLAS: ragged panels (n = 45, 70), ragged row blocks
+    # (rows 1..12 at the tail), every epilogue, a residual, and a weight two Linears share
+    from fuseformer.backends.cpu import packing
+
+    monkeypatch.setenv(packing.ENV, packed)
+    rng = np.random.default_rng(11)
+    g = Graph("packed")
+    x = g.add_input("x", F32, (B, 37))
+    w1 = g.add_constant(randn(rng, 37, 45), "w1")
+    w2 = g.add_constant(randn(rng, 45, 70), "w2")
+    b1 = g.add_constant(randn(rng, 45), "b1")
+    h = out(g, Op.Linear, [x, w1, b1], A.LinearAttrs(activation="gelu_tanh"))
+    outs = [h]
+    for act in ("none", "relu", "gelu", "silu", "sigmoid", "tanh"):
+        outs.append(out(g, Op.Linear, [h, w2], A.LinearAttrs(activation=act)))
+    res = g.add_input("r", F32, (B, 45))
+    outs.append(out(g, Op.Linear, [x, w1, b1, res], A.LinearAttrs()))
+    g.outputs.extend(outs)
+    for rows in (1, 12, 25, 31):
+        feeds = {"x": randn(rng, rows, 37), "r": randn(rng, rows, 45)}
+        path = check_against_interpreter(g, feeds, {"batch": 31}, tmp_path / f"art{rows}")
+    source = (path / "model.cpp").read_text()
+    assert ("ff::packed_linear(" in source) == (packed == "1")

@@ -100,3 +100,25 @@ def test_division_by_a_tiny_constant_is_not_inverted(tmp_path):
     assert any(n.op.value == "Div" for n in g.nodes)
     out = _ort(save_onnx(g, tmp_path / "o.onnx"), feeds)["y"]
     assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("opset", [14, 17])
+def test_dead_shape_reader_does_not_block_norm_folding(opset):
+    # GPT-2's torchscript export reads Shape(ln_out) for its Conv1D reshapes; after the
+    # Linear fusion that shape arithmetic is dead, and it once counted as a non-Linear
+    # reader: every norm kept its affine (Mul, Add) and a full-vector rebuild
+    # (ReduceSum, Neg, Concat) in front of its Linear readers
+    from ..zoo import zoo_inputs, zoo_model
+    from fuseformer.frontends.onnx import load_onnx
+    from fuseformer.ir.interpreter import run
+
+    path = zoo_model("gpt2", "torchscript", opset)
+    g = optimize_graph(load_onnx(path))
+    ops = [n.op.name for n in g.nodes]
+    assert ops.count("CRMSNorm") == 5
+    # only ln_f, whose output is the graph's, is rebuilt to the full width
+    assert ops.count("ReduceSum") == 1 and ops.count("Neg") == 1
+    feeds = zoo_inputs("gpt2", seed=0)
+    got, want = run(g, feeds), _ort(str(path), feeds)
+    for name, ref in want.items():
+        np.testing.assert_allclose(got[name], ref, atol=1e-4, rtol=1e-4, err_msg=name)

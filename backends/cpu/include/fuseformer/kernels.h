@@ -7,5 +7,6 @@
 #include "layout.h"
 #include "reduce.h"
 #include "norm.h"
+#include "packed_gemm.h"
 #include "attention.h"
 #include "conv.h"

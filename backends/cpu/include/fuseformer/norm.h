@@ -83,8 +83,14 @@ inline void epilogue_row(int64_t n, float* __restrict y, const float* __restrict
         for (int64_t j = 0; j < n; ++j) y[j] = gelu_fast(y[j]);
     } else if constexpr (A == kRelu) {
         for (int64_t j = 0; j < n; ++j) y[j] = y[j] < 0.f ? 0.f : y[j];
-    } else if constexpr (A != kNone) {
-        for (int64_t j = 0; j < n; ++j) y[j] = activate(A, y[j]);
+    } else if constexpr (A == kGeluTanh) {
+        for (int64_t j = 0; j < n; ++j) y[j] = gelu_tanh_fast(y[j]);
+    } else if constexpr (A == kSilu) {
+        for (int64_t j = 0; j < n; ++j) y[j] = silu_fast(y[j]);
+    } else if constexpr (A == kSigmoid) {
+        for (int64_t j = 0; j < n; ++j) y[j] = sigmoid_fast(y[j]);
+    } else if constexpr (A == kTanh) {
+        for (int64_t j = 0; j < n; ++j) y[j] = tanh_fast(y[j]);
     }
     if (residual)
         for (int64_t j = 0; j < n; ++j) y[j] += residual[j];
@@ -104,6 +110,10 @@ inline void linear_epilogue(int64_t m, int64_t n, float* y, const float* bias, i
             case kNone: epilogue_row<kNone>(n, yr, bias, rr); break;
             case kRelu: epilogue_row<kRelu>(n, yr, bias, rr); break;
             case kGelu: epilogue_row<kGelu>(n, yr, bias, rr); break;
+            case kGeluTanh: epilogue_row<kGeluTanh>(n, yr, bias, rr); break;
+            case kSilu: epilogue_row<kSilu>(n, yr, bias, rr); break;
+            case kSigmoid: epilogue_row<kSigmoid>(n, yr, bias, rr); break;
+            case kTanh: epilogue_row<kTanh>(n, yr, bias, rr); break;
             default:
                 for (int64_t j = 0; j < n; ++j) {
                     const float v = activate(act, bias ? yr[j] + bias[j] : yr[j]);

@@ -8,7 +8,10 @@
 
 #include <cstdint>
 #include <cstring>
+#include <cmath>
 #include <limits>
+
+#include "core.h"
 
 namespace ff {
 
@@ -18,9 +21,9 @@ inline float exp_fast(float x) {
     constexpr float kLog2e = 1.44269504088896341f;
     constexpr float kLn2Hi = 0.693145751953125f;       // ln 2 split in two so that
     constexpr float kLn2Lo = 1.42860682030941723e-6f;  // n * kLn2Hi is exact
-    // below -87.3 the result is under FLT_MIN (flushed to 0 here), above 88.7 it overflows
-    const bool under = x < -87.3f, over = x > 88.7f;
-    const float xc = under ? -87.3f : (over ? 88.7f : x);
+    // below -87.3 the result is under FLT_MIN (flushed to 0 here); above ln(FLT_MAX) it overflows
+    const bool under = x < -87.3f, over = x > 88.7228394f;
+    const float xc = under ? -87.3f : (over ? 88.7228394f : x);
     const float n = __builtin_nearbyintf(xc * kLog2e);
     const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
     float p = 1.f / 5040.f;
@@ -31,11 +34,14 @@ inline float exp_fast(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.f;
     p = p * r + 1.f;
-    // 2^n built in the exponent bits; n + 127 stays within [1, 254] after the clamp
-    const int32_t bits = (int32_t(n) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    const float y = under ? 0.f : (over ? std::numeric_limits<float>::infinity() : p * scale);
+    // 2^n built in the exponent bits as 2^h * 2^(n-h), h = n / 2: n reaches 128 near the
+    // overflow edge, one past the largest exponent a single factor can hold
+    const int32_t ni = int32_t(n), h = ni / 2;
+    const int32_t bits1 = (h + 127) << 23, bits2 = (ni - h + 127) << 23;
+    float s1, s2;
+    std::memcpy(&s1, &bits1, sizeof s1);
+    std::memcpy(&s2, &bits2, sizeof s2);
+    const float y = under ? 0.f : (over ? std::numeric_limits<float>::infinity() : p * s1 * s2);
     return x != x ? x : y;  // NaN passes through (selects, not branches: the loop vectorizes)
 }
 
@@ -68,6 +74,46 @@ inline float gelu_fast(float x) {
     const float c = erfc_pos((x < 0.f ? -x : x) * 0.70710678118654752f);
     return 0.5f * x * (x < 0.f ? c : 2.f - c);
 }
+
+// tanh(x): an odd Taylor polynomial near 0 (where 1 - e^{-2|x|} would cancel away the
+// relative accuracy), else (1 - e) / (1 + e) with e = e^{-2|x|} <= 0.61, which has no
+// cancellation; relative error a few ulp. Saturates to +-1, NaN passes through.
+inline float tanh_fast(float x) {
+    const float a = x < 0.f ? -x : x;
+    const float x2 = x * x;
+    // |x| < 0.25: the next term (1382/155925 x^11) is below 2e-9 relative
+    float p = 62.f / 2835.f;
+    p = p * x2 - 17.f / 315.f;
+    p = p * x2 + 2.f / 15.f;
+    p = p * x2 - 1.f / 3.f;
+    const float small = x + x * x2 * p;
+    const float e = exp_fast(-2.f * a);
+    const float big = (1.f - e) / (1.f + e);
+    const float r = a < 0.25f ? small : (x < 0.f ? -big : big);
+    return x != x ? x : r;
+}
+
+// sigmoid(x) = 1 / (1 + e^{-x}): e^{-x} is exact to a few ulp for any x, and the division
+// keeps the relative accuracy of both tails (e^{-x} overflowing to inf gives 0).
+inline float sigmoid_fast(float x) { return 1.f / (1.f + exp_fast(-x)); }
+
+inline float silu_fast(float x) { return x / (1.f + exp_fast(-x)); }
+
+// GELU, tanh form: 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+// one exp and one division, no cancellation in either tail.
+inline float gelu_tanh_fast(float x) {
+    const float u = 0.79788456080286535588f * (x + 0.044715f * x * x * x);
+    return x / (1.f + exp_fast(-2.f * u));
+}
+
+// Overloads the generated element loops call: the vectorizable form for float, libm's
+// for double (whose accuracy the polynomials above do not reach).
+inline float vexp(float x) { return exp_fast(x); }
+inline double vexp(double x) { return std::exp(x); }
+inline float vtanh(float x) { return tanh_fast(x); }
+inline double vtanh(double x) { return std::tanh(x); }
+inline float vsigmoid(float x) { return sigmoid_fast(x); }
+inline double vsigmoid(double x) { return sigmoid(x); }
 
 // Sum and maximum of x[0..n) over 16 interleaved lanes: the lanes are independent, so the
 // loop vectorizes without reassociating anything (the order is fixed, the result deterministic).

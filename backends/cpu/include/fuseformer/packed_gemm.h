@@ -1,0 +1,125 @@
+// Linear with weights packed at compile time: Y[m, n] = epilogue(X[m, k] @ W[k, n]).
+//
+// OpenBLAS packs its B operand on every call; for transformer GEMMs (m = tokens, often
+// 128 or fewer) re-packing the weights costs as much as a quarter of the multiply. Here
+// the compiler writes W once, as panels of 32 columns ([ceil(n/32)][k][32], the last
+// one zero-padded: backends/cpu/packing.py), and a register-blocked micro-kernel walks a
+// panel with 12 rows of X at a time: 24 accumulators of 16 floats stay in registers for
+// the whole k loop, each step two loads of W and 24 fused multiply-adds. The GCC vector
+// type compiles to AVX-512 with -march=native on CPUs that have it, which is the only
+// case the compiler packs for (elsewhere Linear keeps OpenBLAS). Bias, activation and
+// residual are applied to each 12 x 32 tile right after its last multiply-add, while the
+// tile is still in L1. Summation order over k is sequential, as a plain dot product.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core.h"
+#include "norm.h"
+
+namespace ff {
+
+typedef float v16f __attribute__((vector_size(64), aligned(4)));  // aligned(4): unaligned loads
+constexpr int64_t kPanel = 32;
+constexpr int kRows = 12;
+
+template <int MR>
+inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
+                        const float* __restrict w, float* __restrict c, int64_t ldc, int64_t cols) {
+    v16f lo[MR], hi[MR];
+    for (int r = 0; r < MR; ++r) {
+        lo[r] = v16f{};
+        hi[r] = v16f{};
+    }
+    for (int64_t p = 0; p < k; ++p) {
+        const v16f w0 = *reinterpret_cast<const v16f*>(w + p * kPanel);
+        const v16f w1 = *reinterpret_cast<const v16f*>(w + p * kPanel + 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+            const float s = a[r * lda + p];
+            lo[r] += w0 * s;
+            hi[r] += w1 * s;
+        }
+    }
+    for (int r = 0; r < MR; ++r) {
+        if (cols == kPanel) {
+            std::memcpy(c + r * ldc, &lo[r], sizeof(v16f));
+            std::memcpy(c + r * ldc + 16, &hi[r], sizeof(v16f));
+        } else {
+            float t[kPanel];
+            std::memcpy(t, &lo[r], sizeof(v16f));
+            std::memcpy(t + 16, &hi[r], sizeof(v16f));
+            std::memcpy(c + r * ldc, t, size_t(cols) * sizeof(float));
+        }
+    }
+}
+
+inline void packed_tile_rows(int rows, int64_t k, const float* a, int64_t lda, const float* w,
+                             float* c, int64_t ldc, int64_t cols) {
+    switch (rows) {
+        case 12: packed_tile<12>(k, a, lda, w, c, ldc, cols); break;
+        case 11: packed_tile<11>(k, a, lda, w, c, ldc, cols); break;
+        case 10: packed_tile<10>(k, a, lda, w, c, ldc, cols); break;
+        case 9: packed_tile<9>(k, a, lda, w, c, ldc, cols); break;
+        case 8: packed_tile<8>(k, a, lda, w, c, ldc, cols); break;
+        case 7: packed_tile<7>(k, a, lda, w, c, ldc, cols); break;
+        case 6: packed_tile<6>(k, a, lda, w, c, ldc, cols); break;
+        case 5: packed_tile<5>(k, a, lda, w, c, ldc, cols); break;
+        case 4: packed_tile<4>(k, a, lda, w, c, ldc, cols); break;
+        case 3: packed_tile<3>(k, a, lda, w, c, ldc, cols); break;
+        case 2: packed_tile<2>(k, a, lda, w, c, ldc, cols); break;
+        default: packed_tile<1>(k, a, lda, w, c, ldc, cols); break;
+    }
+}
+
+template <int A>
+inline void tile_epilogue(int rows, int64_t cols, float* c, int64_t ldc, const float* bias,
+                          const float* res, int64_t ldr) {
+    for (int r = 0; r < rows; ++r)
+        epilogue_row<A>(cols, c + r * ldc, bias, res ? res + r * ldr : nullptr);
+}
+
+// Y = act(X @ W + bias) + residual; W packed as above; residual (or nullptr) is [m, n].
+inline void packed_linear(int64_t m, int64_t n, int64_t k, const float* x, const float* wp,
+                          float* y, const float* bias, int act, const float* residual) {
+    if (m == 0 || n == 0) return;
+    const int64_t panels = (n + kPanel - 1) / kPanel, blocks = (m + kRows - 1) / kRows;
+    const int64_t units = panels * blocks;
+    // panel-major units: a static split gives each thread a run of whole panels, so each
+    // reads only its share of the weights, and a panel's rows reuse it from L2
+#pragma omp parallel for num_threads(threads()) if (m * n * k >= kGemmGrain) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+        const int64_t p = u / blocks, i = (u % blocks) * kRows;
+        const int rows = int(std::min<int64_t>(kRows, m - i));
+        const int64_t j = p * kPanel, cols = std::min<int64_t>(kPanel, n - j);
+        float* c = y + i * n + j;
+        const float* w = wp + p * k * kPanel;
+        if (k == 0) {
+            for (int r = 0; r < rows; ++r) std::memset(c + r * n, 0, size_t(cols) * sizeof(float));
+        } else {
+            packed_tile_rows(rows, k, x + i * k, k, w, c, n, cols);
+        }
+        const float* b = bias ? bias + j : nullptr;
+        const float* res = residual ? residual + i * n + j : nullptr;
+        if (!b && !res && act == kNone) continue;
+        switch (act) {
+            case kNone: tile_epilogue<kNone>(rows, cols, c, n, b, res, n); break;
+            case kRelu: tile_epilogue<kRelu>(rows, cols, c, n, b, res, n); break;
+            case kGelu: tile_epilogue<kGelu>(rows, cols, c, n, b, res, n); break;
+            case kGeluTanh: tile_epilogue<kGeluTanh>(rows, cols, c, n, b, res, n); break;
+            case kSilu: tile_epilogue<kSilu>(rows, cols, c, n, b, res, n); break;
+            case kSigmoid: tile_epilogue<kSigmoid>(rows, cols, c, n, b, res, n); break;
+            case kTanh: tile_epilogue<kTanh>(rows, cols, c, n, b, res, n); break;
+            default:
+                for (int r = 0; r < rows; ++r)
+                    for (int64_t q = 0; q < cols; ++q) {
+                        const float v = activate(act, b ? c[r * n + q] + b[q] : c[r * n + q]);
+                        c[r * n + q] = res ? v + res[r * n + q] : v;
+                    }
+        }
+    }
+}
+
+}  // namespace ff
