@@ -121,18 +121,16 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
     const int64_t rows = (Sq + nblocks - 1) / nblocks;
     const int64_t tasks = B * H * nblocks;
     const int64_t work = B * H * Sq * Sk * (D + Dv + 8);
-#pragma omp parallel num_threads(threads()) if (work > 4 * kParallelGrain && tasks > 1)
-    {
+    parallel_for(tasks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
         std::vector<float> buf(size_t(rows * (3 + kAttnKeys)));
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tasks; ++t) {
+        for (int64_t t = lo_; t < hi_; ++t) {
             const int64_t b = t / (H * nblocks), h = (t / nblocks) % H, i0 = (t % nblocks) * rows;
             const int64_t nq = std::min(rows, Sq - i0);
             if (nq > 0)
                 attention_rows(a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal, scale,
                                out, os, buf.data());
         }
-    }
+    });
 }
 
 }  // namespace ff

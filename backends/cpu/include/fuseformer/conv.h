@@ -39,11 +39,9 @@ inline void depthwise2d(const ConvGeom& g, const float* x, const float* wt, cons
                       g.oh - 1 + (g.kh - 1) * g.dh < g.h && g.ow - 1 + (g.kw - 1) * g.dw < g.w;
     if (flat) {
         const int64_t span = (g.oh - 1) * g.w + g.ow;
-#pragma omp parallel num_threads(threads()) if (g.n * g.m * span * taps > kParallelGrain)
-        {
+        parallel_for(g.n * g.m, g.n * g.m * span * taps > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
             std::vector<float> wide(static_cast<size_t>(span));
-#pragma omp for schedule(static)
-            for (int64_t plane = 0; plane < g.n * g.m; ++plane) {
+            for (int64_t plane = lo_; plane < hi_; ++plane) {
                 const int64_t n = plane / g.m, oc = plane % g.m, ic = oc / mg;
                 const float* xc = x + (n * g.c + ic) * g.h * g.w;
                 const float* wc = wt + oc * taps;
@@ -61,42 +59,43 @@ inline void depthwise2d(const ConvGeom& g, const float* x, const float* wt, cons
                 for (int64_t oh = 0; oh < g.oh; ++oh)
                     for (int64_t ow = 0; ow < g.ow; ++ow) yc[oh * g.ow + ow] = acc[oh * g.w + ow] + b0;
             }
-        }
+        });
         return;
     }
-#pragma omp parallel for num_threads(threads()) if (g.n * g.m * p * taps > kParallelGrain) schedule(static)
-    for (int64_t plane = 0; plane < g.n * g.m; ++plane) {
-        const int64_t n = plane / g.m, oc = plane % g.m, ic = oc / mg;
-        const float* xc = x + (n * g.c + ic) * g.h * g.w;
-        const float* wc = wt + oc * taps;
-        float* __restrict yc = y + plane * p;
-        const float b0 = bias ? bias[oc] : 0.f;
-        for (int64_t oh = 0; oh < g.oh; ++oh) {
-            float* __restrict yr = yc + oh * g.ow;
-            for (int64_t ow = 0; ow < g.ow; ++ow) yr[ow] = 0.f;
-            for (int64_t kh = 0; kh < g.kh; ++kh) {
-                const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-                if (ih < 0 || ih >= g.h) continue;
-                const float* xr = xc + ih * g.w;
-                for (int64_t kw = 0; kw < g.kw; ++kw) {
-                    const float wv = wc[kh * g.kw + kw];
-                    const int64_t off = kw * g.dw - g.pl;
-                    if (!small) {
-                        for (int64_t ow = 0; ow < g.ow; ++ow) {
-                            const int64_t iw = ow * g.sw + off;
-                            if (iw >= 0 && iw < g.w) yr[ow] += xr[iw] * wv;
+    parallel_for(g.n * g.m, g.n * g.m * p * taps > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t plane = lo_; plane < hi_; ++plane) {
+            const int64_t n = plane / g.m, oc = plane % g.m, ic = oc / mg;
+            const float* xc = x + (n * g.c + ic) * g.h * g.w;
+            const float* wc = wt + oc * taps;
+            float* __restrict yc = y + plane * p;
+            const float b0 = bias ? bias[oc] : 0.f;
+            for (int64_t oh = 0; oh < g.oh; ++oh) {
+                float* __restrict yr = yc + oh * g.ow;
+                for (int64_t ow = 0; ow < g.ow; ++ow) yr[ow] = 0.f;
+                for (int64_t kh = 0; kh < g.kh; ++kh) {
+                    const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                    if (ih < 0 || ih >= g.h) continue;
+                    const float* xr = xc + ih * g.w;
+                    for (int64_t kw = 0; kw < g.kw; ++kw) {
+                        const float wv = wc[kh * g.kw + kw];
+                        const int64_t off = kw * g.dw - g.pl;
+                        if (!small) {
+                            for (int64_t ow = 0; ow < g.ow; ++ow) {
+                                const int64_t iw = ow * g.sw + off;
+                                if (iw >= 0 && iw < g.w) yr[ow] += xr[iw] * wv;
+                            }
+                        } else if (g.sw == 1) {
+                            const float* xs = xr + off;
+                            for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xs[ow] * wv;
+                        } else {
+                            for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xr[ow * g.sw + off] * wv;
                         }
-                    } else if (g.sw == 1) {
-                        const float* xs = xr + off;
-                        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xs[ow] * wv;
-                    } else {
-                        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xr[ow * g.sw + off] * wv;
                     }
                 }
+                for (int64_t ow = 0; ow < g.ow; ++ow) yr[ow] += b0;
             }
-            for (int64_t ow = 0; ow < g.ow; ++ow) yr[ow] += b0;
         }
-    }
+    });
 }
 
 // x [n, c, h, w], weight [m, c / groups, kh, kw], bias [m] or null, y [n, m, oh, ow].
@@ -117,30 +116,32 @@ inline void conv2d(const ConvGeom& g, const float* x, const float* wt, const flo
             const float* xg = x + (n * g.c + gr * cg) * g.h * g.w;
             const float* b = xg;
             if (!pointwise) {
-#pragma omp parallel for num_threads(threads()) if (kc * p > kParallelGrain) schedule(static)
-                for (int64_t r = 0; r < kc; ++r) {
-                    const int64_t c = r / taps, kh = (r % taps) / g.kw, kw = r % g.kw;
-                    const float* xc = xg + c * g.h * g.w;
-                    float* dst = cols + r * p;
-                    for (int64_t oh = 0; oh < g.oh; ++oh) {
-                        const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-                        for (int64_t ow = 0; ow < g.ow; ++ow) {
-                            const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-                            dst[oh * g.ow + ow] =
-                                (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.f : xc[ih * g.w + iw];
+                parallel_for(kc, kc * p > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+                    for (int64_t r = lo_; r < hi_; ++r) {
+                        const int64_t c = r / taps, kh = (r % taps) / g.kw, kw = r % g.kw;
+                        const float* xc = xg + c * g.h * g.w;
+                        float* dst = cols + r * p;
+                        for (int64_t oh = 0; oh < g.oh; ++oh) {
+                            const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                            for (int64_t ow = 0; ow < g.ow; ++ow) {
+                                const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+                                dst[oh * g.ow + ow] =
+                                    (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.f : xc[ih * g.w + iw];
+                            }
                         }
                     }
-                }
+                });
                 b = cols;
             }
             float* yg = y + (n * g.m + gr * mg) * p;
             gemm(false, false, mg, p, kc, 1.f, wt + gr * mg * kc, kc, b, p, 0.f, yg, p);
             if (bias) {
-#pragma omp parallel for num_threads(threads()) if (mg * p > kParallelGrain) schedule(static)
-                for (int64_t oc = 0; oc < mg; ++oc) {
-                    const float b0 = bias[gr * mg + oc];
-                    for (int64_t i = 0; i < p; ++i) yg[oc * p + i] += b0;
-                }
+                parallel_for(mg, mg * p > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+                    for (int64_t oc = lo_; oc < hi_; ++oc) {
+                        const float b0 = bias[gr * mg + oc];
+                        for (int64_t i = 0; i < p; ++i) yg[oc * p + i] += b0;
+                    }
+                });
             }
         }
     }
@@ -155,36 +156,36 @@ struct PoolGeom {
 // Max pooling reads -inf from the padding; average pooling divides by the cells read
 // from the input, or with count_include_pad by those inside the padded extent.
 inline void pool2d(bool is_max, bool count_include_pad, const PoolGeom& g, const float* x, float* y) {
-#pragma omp parallel for num_threads(threads()) if (g.planes * g.oh * g.ow * g.kh * g.kw > kParallelGrain) \
-    schedule(static)
-    for (int64_t pl = 0; pl < g.planes; ++pl) {
-        const float* xp = x + pl * g.h * g.w;
-        float* yp = y + pl * g.oh * g.ow;
-        for (int64_t oh = 0; oh < g.oh; ++oh) {
-            for (int64_t ow = 0; ow < g.ow; ++ow) {
-                float best = -std::numeric_limits<float>::infinity();
-                double sum = 0.0;
-                int64_t count = 0;
-                for (int64_t kh = 0; kh < g.kh; ++kh) {
-                    const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-                    for (int64_t kw = 0; kw < g.kw; ++kw) {
-                        const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-                        const bool inside = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
-                        if (inside) {
-                            const float v = xp[ih * g.w + iw];
-                            best = maximum(best, v);
-                            sum += v;
+    parallel_for(g.planes, g.planes * g.oh * g.ow * g.kh * g.kw > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t pl = lo_; pl < hi_; ++pl) {
+            const float* xp = x + pl * g.h * g.w;
+            float* yp = y + pl * g.oh * g.ow;
+            for (int64_t oh = 0; oh < g.oh; ++oh) {
+                for (int64_t ow = 0; ow < g.ow; ++ow) {
+                    float best = -std::numeric_limits<float>::infinity();
+                    double sum = 0.0;
+                    int64_t count = 0;
+                    for (int64_t kh = 0; kh < g.kh; ++kh) {
+                        const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+                        for (int64_t kw = 0; kw < g.kw; ++kw) {
+                            const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+                            const bool inside = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+                            if (inside) {
+                                const float v = xp[ih * g.w + iw];
+                                best = maximum(best, v);
+                                sum += v;
+                            }
+                            const bool counted = count_include_pad
+                                ? (ih >= -g.pt && ih < g.h + g.pb && iw >= -g.pl && iw < g.w + g.pr)
+                                : inside;
+                            count += counted;
                         }
-                        const bool counted = count_include_pad
-                            ? (ih >= -g.pt && ih < g.h + g.pb && iw >= -g.pl && iw < g.w + g.pr)
-                            : inside;
-                        count += counted;
                     }
+                    yp[oh * g.ow + ow] = is_max ? best : float(sum / double(count));
                 }
-                yp[oh * g.ow + ow] = is_max ? best : float(sum / double(count));
             }
         }
-    }
+    });
 }
 
 }  // namespace ff

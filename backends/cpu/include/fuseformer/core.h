@@ -13,7 +13,7 @@
 #include <limits>
 #include <type_traits>
 
-#include <omp.h>
+#include "pool.h"
 
 extern "C" {
 #include <cblas.h>
@@ -21,10 +21,6 @@ extern "C" {
 
 namespace ff {
 
-// 0 means "the OpenMP default"; ff_set_threads() changes it for every kernel.
-inline int g_threads = 0;
-
-inline int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
 // A monotonic clock in milliseconds, for the timing of profiled builds.
 inline double now_ms() {
@@ -143,29 +139,31 @@ inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
         return;
     }
     const int nt = threads();
-    if (nt <= 1 || omp_in_parallel() || m * n * k < kGemmGrain) {
+    if (nt <= 1 || m * n * k < kGemmGrain) {
         sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    // Split the columns of C (16-float aligned) unless they are few: each thread then packs
-    // only its share of B (the weights), while a row split would make every thread pack all of
-    // B; measured 1.7x faster for the [16, 384] @ [384, 1536] of a short sequence.
+    // Split the columns of C (16-float aligned) unless they are few: each piece then packs
+    // only its share of B (the weights), while a row split would make every piece pack all of
+    // B; measured 1.7x faster for the [16, 384] @ [384, 1536] of a short sequence. Two pieces
+    // per thread, claimed dynamically (pool.h), so a thread the OS runs late costs little.
     const bool by_rows = n < 64 * nt || m >= 8 * n;
     const int64_t total = by_rows ? m : n;
     const int64_t align = by_rows ? 1 : 16;
-    const int64_t chunk = ((total + nt - 1) / nt + align - 1) / align * align;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int t = 0; t < nt; ++t) {
-        const int64_t lo = t * chunk, hi = std::min(total, lo + chunk);
-        if (lo >= hi) continue;
-        if (by_rows) {
-            const float* at = trans_a ? a + lo : a + lo * lda;
-            sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, at, lda, b, ldb, beta, c + lo * ldc, ldc);
-        } else {
-            const float* bt = trans_b ? b + lo * ldb : b + lo;
-            sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, bt, ldb, beta, c + lo, ldc);
+    const int64_t pieces = std::min<int64_t>(2 * nt, (total + align - 1) / align);
+    const int64_t chunk = ((total + pieces - 1) / pieces + align - 1) / align * align;
+    parallel_for((total + chunk - 1) / chunk, true, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t t = lo_; t < hi_; ++t) {
+            const int64_t lo = t * chunk, hi = std::min(total, lo + chunk);
+            if (by_rows) {
+                const float* at = trans_a ? a + lo : a + lo * lda;
+                sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, at, lda, b, ldb, beta, c + lo * ldc, ldc);
+            } else {
+                const float* bt = trans_b ? b + lo * ldb : b + lo;
+                sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, bt, ldb, beta, c + lo, ldc);
+            }
         }
-    }
+    });
 }
 
 // C[i] = A[i] @ B[i] ([m, k] @ [k, n]) for every index i of the batch dims `dims`; the

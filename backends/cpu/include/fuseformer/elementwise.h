@@ -11,8 +11,9 @@ namespace ff {
 
 template <class To, class Ti, class F>
 void map(int64_t n, const Ti* in, To* out, F f) {
-#pragma omp parallel for num_threads(threads()) if (n > kParallelGrain) schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = f(in[i]);
+    parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t i = lo_; i < hi_; ++i) out[i] = f(in[i]);
+    });
 }
 
 // Offsets of the operands at the start of row `row` (every dim but the last).
@@ -39,30 +40,32 @@ void binary(int rank, const int64_t* dims, const Ta* a, const int64_t* sa, const
     const int64_t inner = dims[rank - 1], rows = rows_of(rank, dims);
     const int64_t ia = sa[rank - 1], ib = sb[rank - 1];
     if (rows == 1) {
-#pragma omp parallel for num_threads(threads()) if (inner > kParallelGrain) schedule(static)
-        for (int64_t j = 0; j < inner; ++j) out[j] = f(a[j * ia], b[j * ib]);
+        parallel_for(inner, inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+            for (int64_t j = lo_; j < hi_; ++j) out[j] = f(a[j * ia], b[j * ib]);
+        });
         return;
     }
     const int64_t* strides[2] = {sa, sb};
-#pragma omp parallel for num_threads(threads()) if (rows * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        int64_t off[2];
-        row_offsets<2>(rank, dims, r, strides, off);
-        const Ta* pa = a + off[0];
-        const Tb* pb = b + off[1];
-        To* o = out + r * inner;
-        if (ia == 1 && ib == 1) {
-            for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], pb[j]);
-        } else if (ia == 1 && ib == 0) {
-            const Tb vb = *pb;
-            for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], vb);
-        } else if (ia == 0 && ib == 1) {
-            const Ta va = *pa;
-            for (int64_t j = 0; j < inner; ++j) o[j] = f(va, pb[j]);
-        } else {
-            for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j * ia], pb[j * ib]);
+    parallel_for(rows, rows * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            int64_t off[2];
+            row_offsets<2>(rank, dims, r, strides, off);
+            const Ta* pa = a + off[0];
+            const Tb* pb = b + off[1];
+            To* o = out + r * inner;
+            if (ia == 1 && ib == 1) {
+                for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], pb[j]);
+            } else if (ia == 1 && ib == 0) {
+                const Tb vb = *pb;
+                for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], vb);
+            } else if (ia == 0 && ib == 1) {
+                const Ta va = *pa;
+                for (int64_t j = 0; j < inner; ++j) o[j] = f(va, pb[j]);
+            } else {
+                for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j * ia], pb[j * ib]);
+            }
         }
-    }
+    });
 }
 
 template <class To, class Ta, class Tb, class Tc, class F>
@@ -71,16 +74,17 @@ void ternary(int rank, const int64_t* dims, const Ta* a, const int64_t* sa, cons
     const int64_t inner = dims[rank - 1], rows = rows_of(rank, dims);
     const int64_t ia = sa[rank - 1], ib = sb[rank - 1], ic = sc[rank - 1];
     const int64_t* strides[3] = {sa, sb, sc};
-#pragma omp parallel for num_threads(threads()) if (rows * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        int64_t off[3];
-        row_offsets<3>(rank, dims, r, strides, off);
-        const Ta* pa = a + off[0];
-        const Tb* pb = b + off[1];
-        const Tc* pc = c + off[2];
-        To* o = out + r * inner;
-        for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j * ia], pb[j * ib], pc[j * ic]);
-    }
+    parallel_for(rows, rows * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            int64_t off[3];
+            row_offsets<3>(rank, dims, r, strides, off);
+            const Ta* pa = a + off[0];
+            const Tb* pb = b + off[1];
+            const Tc* pc = c + off[2];
+            To* o = out + r * inner;
+            for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j * ia], pb[j * ib], pc[j * ic]);
+        }
+    });
 }
 
 // out (contiguous, `dims`) = in read with `strides`: transposes, slices and expands.
@@ -89,18 +93,19 @@ void strided_copy(int rank, const int64_t* dims, const T* in, const int64_t* str
     const int64_t inner = dims[rank - 1], rows = rows_of(rank, dims);
     const int64_t is = strides[rank - 1];
     const int64_t* s[1] = {strides};
-#pragma omp parallel for num_threads(threads()) if (rows * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        int64_t off[1];
-        row_offsets<1>(rank, dims, r, s, off);
-        const T* p = in + off[0];
-        T* o = out + r * inner;
-        if (is == 1) {
-            std::memcpy(o, p, sizeof(T) * inner);
-        } else {
-            for (int64_t j = 0; j < inner; ++j) o[j] = p[j * is];
+    parallel_for(rows, rows * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            int64_t off[1];
+            row_offsets<1>(rank, dims, r, s, off);
+            const T* p = in + off[0];
+            T* o = out + r * inner;
+            if (is == 1) {
+                std::memcpy(o, p, sizeof(T) * inner);
+            } else {
+                for (int64_t j = 0; j < inner; ++j) o[j] = p[j * is];
+            }
         }
-    }
+    });
 }
 
 template <class T>

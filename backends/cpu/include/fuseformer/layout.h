@@ -13,14 +13,14 @@ bool gather(int64_t outer, int64_t axis_dim, int64_t inner, const T* data, int64
     for (int64_t i = 0; i < n_idx; ++i) {
         if (int64_t(idx[i]) < -axis_dim || int64_t(idx[i]) >= axis_dim) return false;
     }
-#pragma omp parallel for num_threads(threads()) if (outer * n_idx * inner > kParallelGrain) \
-    schedule(static)
-    for (int64_t r = 0; r < outer * n_idx; ++r) {
-        const int64_t o = r / n_idx, i = r % n_idx;
-        int64_t k = int64_t(idx[i]);
-        if (k < 0) k += axis_dim;
-        std::memcpy(out + r * inner, data + (o * axis_dim + k) * inner, sizeof(T) * inner);
-    }
+    parallel_for(outer * n_idx, outer * n_idx * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const int64_t o = r / n_idx, i = r % n_idx;
+            int64_t k = int64_t(idx[i]);
+            if (k < 0) k += axis_dim;
+            std::memcpy(out + r * inner, data + (o * axis_dim + k) * inner, sizeof(T) * inner);
+        }
+    });
     return true;
 }
 
@@ -35,32 +35,35 @@ bool gather_nd(int64_t nb, int64_t m, int k, const int64_t* dims, int64_t inner,
     for (int64_t r = 0; r < nb * m; ++r)
         for (int t = 0; t < k; ++t)
             if (int64_t(idx[r * k + t]) < -dims[t] || int64_t(idx[r * k + t]) >= dims[t]) return false;
-#pragma omp parallel for num_threads(threads()) if (nb * m * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < nb * m; ++r) {
-        int64_t off = 0;
-        for (int t = 0; t < k; ++t) {
-            int64_t v = int64_t(idx[r * k + t]);
-            off = off * dims[t] + (v < 0 ? v + dims[t] : v);
+    parallel_for(nb * m, nb * m * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            int64_t off = 0;
+            for (int t = 0; t < k; ++t) {
+                int64_t v = int64_t(idx[r * k + t]);
+                off = off * dims[t] + (v < 0 ? v + dims[t] : v);
+            }
+            std::memcpy(out + r * inner, data + ((r / m) * block + off) * inner, sizeof(T) * inner);
         }
-        std::memcpy(out + r * inner, data + ((r / m) * block + off) * inner, sizeof(T) * inner);
-    }
+    });
     return true;
 }
 
 // Concat: copy one input [outer, chunk] into columns [offset, offset + chunk) of out [outer, row].
 template <class T>
 void copy_columns(int64_t outer, int64_t chunk, const T* in, int64_t row, int64_t offset, T* out) {
-#pragma omp parallel for num_threads(threads()) if (outer * chunk > kParallelGrain) schedule(static)
-    for (int64_t o = 0; o < outer; ++o)
-        std::memcpy(out + o * row + offset, in + o * chunk, sizeof(T) * chunk);
+    parallel_for(outer, outer * chunk > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t o = lo_; o < hi_; ++o)
+            std::memcpy(out + o * row + offset, in + o * chunk, sizeof(T) * chunk);
+    });
 }
 
 // Split: copy columns [offset, offset + chunk) of in [outer, row] to out [outer, chunk].
 template <class T>
 void take_columns(int64_t outer, int64_t chunk, const T* in, int64_t row, int64_t offset, T* out) {
-#pragma omp parallel for num_threads(threads()) if (outer * chunk > kParallelGrain) schedule(static)
-    for (int64_t o = 0; o < outer; ++o)
-        std::memcpy(out + o * chunk, in + o * row + offset, sizeof(T) * chunk);
+    parallel_for(outer, outer * chunk > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t o = lo_; o < hi_; ++o)
+            std::memcpy(out + o * chunk, in + o * row + offset, sizeof(T) * chunk);
+    });
 }
 
 enum PadMode : int { kPadConstant = 0, kPadReflect, kPadEdge, kPadWrap };
@@ -85,33 +88,34 @@ template <class T>
 void pad(int rank, const int64_t* out_dims, const T* in, const int64_t* in_dims,
          const int64_t* in_strides, const int64_t* begin, int mode, T value, T* out) {
     const int64_t inner = out_dims[rank - 1], rows = rows_of(rank, out_dims);
-#pragma omp parallel for num_threads(threads()) if (rows * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        int64_t rem = r, off = 0;
-        bool outside = false;
-        for (int d = rank - 2; d >= 0; --d) {
-            const int64_t i = rem % out_dims[d];
-            rem /= out_dims[d];
-            const int64_t src = pad_source(i - begin[d], in_dims[d], mode);
-            if (src < 0) outside = true;
-            else off += src * in_strides[d];
-        }
-        T* o = out + r * inner;
-        const int64_t n = in_dims[rank - 1], b0 = begin[rank - 1];
-        if (outside && mode == kPadConstant) {
-            for (int64_t j = 0; j < inner; ++j) o[j] = value;
-        } else if (mode == kPadConstant && in_strides[rank - 1] == 1 && b0 >= 0 && b0 + n <= inner) {
-            // the common case (zero padding around a contiguous row): fill, copy, fill
-            for (int64_t j = 0; j < b0; ++j) o[j] = value;
-            std::memcpy(o + b0, in + off, sizeof(T) * n);
-            for (int64_t j = b0 + n; j < inner; ++j) o[j] = value;
-        } else {
-            for (int64_t j = 0; j < inner; ++j) {
-                const int64_t src = pad_source(j - b0, n, mode);
-                o[j] = (outside || src < 0) ? value : in[off + src * in_strides[rank - 1]];
+    parallel_for(rows, rows * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            int64_t rem = r, off = 0;
+            bool outside = false;
+            for (int d = rank - 2; d >= 0; --d) {
+                const int64_t i = rem % out_dims[d];
+                rem /= out_dims[d];
+                const int64_t src = pad_source(i - begin[d], in_dims[d], mode);
+                if (src < 0) outside = true;
+                else off += src * in_strides[d];
+            }
+            T* o = out + r * inner;
+            const int64_t n = in_dims[rank - 1], b0 = begin[rank - 1];
+            if (outside && mode == kPadConstant) {
+                for (int64_t j = 0; j < inner; ++j) o[j] = value;
+            } else if (mode == kPadConstant && in_strides[rank - 1] == 1 && b0 >= 0 && b0 + n <= inner) {
+                // the common case (zero padding around a contiguous row): fill, copy, fill
+                for (int64_t j = 0; j < b0; ++j) o[j] = value;
+                std::memcpy(o + b0, in + off, sizeof(T) * n);
+                for (int64_t j = b0 + n; j < inner; ++j) o[j] = value;
+            } else {
+                for (int64_t j = 0; j < inner; ++j) {
+                    const int64_t src = pad_source(j - b0, n, mode);
+                    o[j] = (outside || src < 0) ? value : in[off + src * in_strides[rank - 1]];
+                }
             }
         }
-    }
+    });
 }
 
 }  // namespace ff

@@ -13,60 +13,63 @@ namespace ff {
 // mean_out / inv_out (the optional Mean and InvStdDev outputs) may be null.
 inline void layer_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
                        const float* bias, float eps, float* y, float* mean_out, float* inv_out) {
-#pragma omp parallel for num_threads(threads()) if (rows * cols > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * cols;
-        float* yr = y + r * cols;
-        double s = 0.0;
-        for (int64_t j = 0; j < cols; ++j) s += xr[j];
-        const float mean = float(s / double(cols));
-        double v = 0.0;
-        for (int64_t j = 0; j < cols; ++j) {
-            const float c = xr[j] - mean;
-            v += double(c) * double(c);
+    parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const float* xr = x + r * cols;
+            float* yr = y + r * cols;
+            double s = 0.0;
+            for (int64_t j = 0; j < cols; ++j) s += xr[j];
+            const float mean = float(s / double(cols));
+            double v = 0.0;
+            for (int64_t j = 0; j < cols; ++j) {
+                const float c = xr[j] - mean;
+                v += double(c) * double(c);
+            }
+            const float inv = 1.0f / std::sqrt(float(v / double(cols)) + eps);
+            for (int64_t j = 0; j < cols; ++j) {
+                float t = (xr[j] - mean) * inv * scale[j];
+                yr[j] = bias ? t + bias[j] : t;
+            }
+            if (mean_out) mean_out[r] = mean;
+            if (inv_out) inv_out[r] = inv;
         }
-        const float inv = 1.0f / std::sqrt(float(v / double(cols)) + eps);
-        for (int64_t j = 0; j < cols; ++j) {
-            float t = (xr[j] - mean) * inv * scale[j];
-            yr[j] = bias ? t + bias[j] : t;
-        }
-        if (mean_out) mean_out[r] = mean;
-        if (inv_out) inv_out[r] = inv;
-    }
+    });
 }
 
 // RMSNorm: y = x / sqrt(mean(x^2) + eps) (* scale) (+ bias); scale and bias may be null.
 inline void rms_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
                      const float* bias, float eps, float* y) {
-#pragma omp parallel for num_threads(threads()) if (rows * cols > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * cols;
-        float* yr = y + r * cols;
-        double ss = 0.0;
-        for (int64_t j = 0; j < cols; ++j) ss += double(xr[j]) * double(xr[j]);
-        const float denom = std::sqrt(float(ss / double(cols)) + eps);
-        for (int64_t j = 0; j < cols; ++j) {
-            float t = xr[j] / denom;
-            if (scale) t *= scale[j];
-            yr[j] = bias ? t + bias[j] : t;
+    parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const float* xr = x + r * cols;
+            float* yr = y + r * cols;
+            double ss = 0.0;
+            for (int64_t j = 0; j < cols; ++j) ss += double(xr[j]) * double(xr[j]);
+            const float denom = std::sqrt(float(ss / double(cols)) + eps);
+            for (int64_t j = 0; j < cols; ++j) {
+                float t = xr[j] / denom;
+                if (scale) t *= scale[j];
+                yr[j] = bias ? t + bias[j] : t;
+            }
         }
-    }
+    });
 }
 
 // CRMSNorm: the dropped coordinate is -sum(x), so sum x_full^2 = sum x^2 + (sum x)^2.
 inline void crms_norm(int64_t rows, int64_t cols, int64_t dim, const float* x, float eps, float* y) {
-#pragma omp parallel for num_threads(threads()) if (rows * cols > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * cols;
-        float* yr = y + r * cols;
-        double ss = 0.0, s = 0.0;
-        for (int64_t j = 0; j < cols; ++j) {
-            ss += double(xr[j]) * double(xr[j]);
-            s += xr[j];
+    parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const float* xr = x + r * cols;
+            float* yr = y + r * cols;
+            double ss = 0.0, s = 0.0;
+            for (int64_t j = 0; j < cols; ++j) {
+                ss += double(xr[j]) * double(xr[j]);
+                s += xr[j];
+            }
+            const float denom = std::sqrt(float((ss + s * s) / double(dim)) + eps);
+            for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] / denom;
         }
-        const float denom = std::sqrt(float((ss + s * s) / double(dim)) + eps);
-        for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] / denom;
-    }
+    });
 }
 
 // One row of Linear's epilogue, the activation a template argument: a switch inside the
@@ -102,25 +105,26 @@ inline void linear_epilogue(int64_t m, int64_t n, float* y, const float* bias, i
     if (!bias && act == kNone && !residual) return;
     // transcendental activations cost ~20 plain adds per element: a lower threshold
     const int64_t work = m * n * (act == kNone || act == kRelu ? 1 : 16);
-#pragma omp parallel for num_threads(threads()) if (work > kParallelGrain) schedule(static)
-    for (int64_t i = 0; i < m; ++i) {
-        float* yr = y + i * n;
-        const float* rr = residual ? residual + i * n : nullptr;
-        switch (act) {
-            case kNone: epilogue_row<kNone>(n, yr, bias, rr); break;
-            case kRelu: epilogue_row<kRelu>(n, yr, bias, rr); break;
-            case kGelu: epilogue_row<kGelu>(n, yr, bias, rr); break;
-            case kGeluTanh: epilogue_row<kGeluTanh>(n, yr, bias, rr); break;
-            case kSilu: epilogue_row<kSilu>(n, yr, bias, rr); break;
-            case kSigmoid: epilogue_row<kSigmoid>(n, yr, bias, rr); break;
-            case kTanh: epilogue_row<kTanh>(n, yr, bias, rr); break;
-            default:
-                for (int64_t j = 0; j < n; ++j) {
-                    const float v = activate(act, bias ? yr[j] + bias[j] : yr[j]);
-                    yr[j] = rr ? v + rr[j] : v;
-                }
+    parallel_for(m, work > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t i = lo_; i < hi_; ++i) {
+            float* yr = y + i * n;
+            const float* rr = residual ? residual + i * n : nullptr;
+            switch (act) {
+                case kNone: epilogue_row<kNone>(n, yr, bias, rr); break;
+                case kRelu: epilogue_row<kRelu>(n, yr, bias, rr); break;
+                case kGelu: epilogue_row<kGelu>(n, yr, bias, rr); break;
+                case kGeluTanh: epilogue_row<kGeluTanh>(n, yr, bias, rr); break;
+                case kSilu: epilogue_row<kSilu>(n, yr, bias, rr); break;
+                case kSigmoid: epilogue_row<kSigmoid>(n, yr, bias, rr); break;
+                case kTanh: epilogue_row<kTanh>(n, yr, bias, rr); break;
+                default:
+                    for (int64_t j = 0; j < n; ++j) {
+                        const float v = activate(act, bias ? yr[j] + bias[j] : yr[j]);
+                        yr[j] = rr ? v + rr[j] : v;
+                    }
+            }
         }
-    }
+    });
 }
 
 // RotaryEmbedding: y = x * cos + rotate(x) * sin over the last dim d of x [rows, d];
@@ -132,24 +136,25 @@ inline void rotary(int rank, const int64_t* dims, const float* x, const float* c
     int64_t rows = 1;
     for (int k = 0; k + 1 < rank; ++k) rows *= dims[k];
     const int64_t ci = cs[rank - 1], si = ss[rank - 1], half = d / 2;
-#pragma omp parallel for num_threads(threads()) if (rows * d > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        int64_t rem = r, co = 0, so = 0;
-        for (int k = rank - 2; k >= 0; --k) {
-            const int64_t i = rem % dims[k];
-            rem /= dims[k];
-            co += i * cs[k];
-            so += i * ss[k];
+    parallel_for(rows, rows * d > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            int64_t rem = r, co = 0, so = 0;
+            for (int k = rank - 2; k >= 0; --k) {
+                const int64_t i = rem % dims[k];
+                rem /= dims[k];
+                co += i * cs[k];
+                so += i * ss[k];
+            }
+            const float* xr = x + r * d;
+            float* yr = y + r * d;
+            for (int64_t j = 0; j < d; ++j) {
+                float rot;
+                if (interleaved) rot = (j % 2 == 0) ? -xr[j + 1] : xr[j - 1];
+                else rot = j < half ? -xr[j + half] : xr[j - half];
+                yr[j] = xr[j] * cos_[co + j * ci] + rot * sin_[so + j * si];
+            }
         }
-        const float* xr = x + r * d;
-        float* yr = y + r * d;
-        for (int64_t j = 0; j < d; ++j) {
-            float rot;
-            if (interleaved) rot = (j % 2 == 0) ? -xr[j + 1] : xr[j - 1];
-            else rot = j < half ? -xr[j + half] : xr[j - half];
-            yr[j] = xr[j] * cos_[co + j * ci] + rot * sin_[so + j * si];
-        }
-    }
+    });
 }
 
 }  // namespace ff

@@ -89,37 +89,38 @@ inline void packed_linear(int64_t m, int64_t n, int64_t k, const float* x, const
     const int64_t units = panels * blocks;
     // panel-major units: a static split gives each thread a run of whole panels, so each
     // reads only its share of the weights, and a panel's rows reuse it from L2
-#pragma omp parallel for num_threads(threads()) if (m * n * k >= kGemmGrain) schedule(static)
-    for (int64_t u = 0; u < units; ++u) {
-        const int64_t p = u / blocks, i = (u % blocks) * kRows;
-        const int rows = int(std::min<int64_t>(kRows, m - i));
-        const int64_t j = p * kPanel, cols = std::min<int64_t>(kPanel, n - j);
-        float* c = y + i * n + j;
-        const float* w = wp + p * k * kPanel;
-        if (k == 0) {
-            for (int r = 0; r < rows; ++r) std::memset(c + r * n, 0, size_t(cols) * sizeof(float));
-        } else {
-            packed_tile_rows(rows, k, x + i * k, k, w, c, n, cols);
+    parallel_for(units, m * n * k >= kGemmGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t u = lo_; u < hi_; ++u) {
+            const int64_t p = u / blocks, i = (u % blocks) * kRows;
+            const int rows = int(std::min<int64_t>(kRows, m - i));
+            const int64_t j = p * kPanel, cols = std::min<int64_t>(kPanel, n - j);
+            float* c = y + i * n + j;
+            const float* w = wp + p * k * kPanel;
+            if (k == 0) {
+                for (int r = 0; r < rows; ++r) std::memset(c + r * n, 0, size_t(cols) * sizeof(float));
+            } else {
+                packed_tile_rows(rows, k, x + i * k, k, w, c, n, cols);
+            }
+            const float* b = bias ? bias + j : nullptr;
+            const float* res = residual ? residual + i * n + j : nullptr;
+            if (!b && !res && act == kNone) continue;
+            switch (act) {
+                case kNone: tile_epilogue<kNone>(rows, cols, c, n, b, res, n); break;
+                case kRelu: tile_epilogue<kRelu>(rows, cols, c, n, b, res, n); break;
+                case kGelu: tile_epilogue<kGelu>(rows, cols, c, n, b, res, n); break;
+                case kGeluTanh: tile_epilogue<kGeluTanh>(rows, cols, c, n, b, res, n); break;
+                case kSilu: tile_epilogue<kSilu>(rows, cols, c, n, b, res, n); break;
+                case kSigmoid: tile_epilogue<kSigmoid>(rows, cols, c, n, b, res, n); break;
+                case kTanh: tile_epilogue<kTanh>(rows, cols, c, n, b, res, n); break;
+                default:
+                    for (int r = 0; r < rows; ++r)
+                        for (int64_t q = 0; q < cols; ++q) {
+                            const float v = activate(act, b ? c[r * n + q] + b[q] : c[r * n + q]);
+                            c[r * n + q] = res ? v + res[r * n + q] : v;
+                        }
+            }
         }
-        const float* b = bias ? bias + j : nullptr;
-        const float* res = residual ? residual + i * n + j : nullptr;
-        if (!b && !res && act == kNone) continue;
-        switch (act) {
-            case kNone: tile_epilogue<kNone>(rows, cols, c, n, b, res, n); break;
-            case kRelu: tile_epilogue<kRelu>(rows, cols, c, n, b, res, n); break;
-            case kGelu: tile_epilogue<kGelu>(rows, cols, c, n, b, res, n); break;
-            case kGeluTanh: tile_epilogue<kGeluTanh>(rows, cols, c, n, b, res, n); break;
-            case kSilu: tile_epilogue<kSilu>(rows, cols, c, n, b, res, n); break;
-            case kSigmoid: tile_epilogue<kSigmoid>(rows, cols, c, n, b, res, n); break;
-            case kTanh: tile_epilogue<kTanh>(rows, cols, c, n, b, res, n); break;
-            default:
-                for (int r = 0; r < rows; ++r)
-                    for (int64_t q = 0; q < cols; ++q) {
-                        const float v = activate(act, b ? c[r * n + q] + b[q] : c[r * n + q]);
-                        c[r * n + q] = res ? v + res[r * n + q] : v;
-                    }
-        }
-    }
+    });
 }
 
 }  // namespace ff

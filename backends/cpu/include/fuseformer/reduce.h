@@ -55,36 +55,38 @@ T reduce_one(int kind, int64_t n, const T* x, int64_t stride) {
 
 template <class T>
 void reduce(int kind, int64_t outer, int64_t n, int64_t inner, const T* in, T* out) {
-#pragma omp parallel for num_threads(threads()) if (outer * n * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < outer * inner; ++r) {
-        const int64_t o = r / inner, i = r % inner;
-        out[r] = reduce_one<T>(kind, n, in + o * n * inner + i, inner);
-    }
+    parallel_for(outer * inner, outer * n * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const int64_t o = r / inner, i = r % inner;
+            out[r] = reduce_one<T>(kind, n, in + o * n * inner + i, inner);
+        }
+    });
 }
 
 template <class T>
 void softmax(bool log, int64_t outer, int64_t n, int64_t inner, const T* in, T* out) {
-#pragma omp parallel for num_threads(threads()) if (outer * n * inner > kParallelGrain) schedule(static)
-    for (int64_t r = 0; r < outer * inner; ++r) {
-        const int64_t o = r / inner, i = r % inner;
-        const T* x = in + o * n * inner + i;
-        T* y = out + o * n * inner + i;
-        T m = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < n; ++j) m = std::max(m, x[j * inner]);
-        double s = 0.0;
-        for (int64_t j = 0; j < n; ++j) {
-            const T e = std::exp(x[j * inner] - m);
-            if (!log) y[j * inner] = e;
-            s += e;
+    parallel_for(outer * inner, outer * n * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const int64_t o = r / inner, i = r % inner;
+            const T* x = in + o * n * inner + i;
+            T* y = out + o * n * inner + i;
+            T m = -std::numeric_limits<T>::infinity();
+            for (int64_t j = 0; j < n; ++j) m = std::max(m, x[j * inner]);
+            double s = 0.0;
+            for (int64_t j = 0; j < n; ++j) {
+                const T e = std::exp(x[j * inner] - m);
+                if (!log) y[j * inner] = e;
+                s += e;
+            }
+            if (log) {
+                const T ls = T(std::log(s));
+                for (int64_t j = 0; j < n; ++j) y[j * inner] = (x[j * inner] - m) - ls;
+            } else {
+                const T inv = T(1.0 / s);
+                for (int64_t j = 0; j < n; ++j) y[j * inner] *= inv;
+            }
         }
-        if (log) {
-            const T ls = T(std::log(s));
-            for (int64_t j = 0; j < n; ++j) y[j * inner] = (x[j * inner] - m) - ls;
-        } else {
-            const T inv = T(1.0 / s);
-            for (int64_t j = 0; j < n; ++j) y[j * inner] *= inv;
-        }
-    }
+    });
 }
 
 }  // namespace ff

@@ -1,0 +1,178 @@
+// The kernels' thread pool: parallel_for(n, worth_it, body) runs body(lo, hi) over [0, n).
+//
+// Why not `#pragma omp parallel for schedule(static)`: a static split makes the caller wait
+// at the closing barrier for every thread of the team, including one the OS has not run yet.
+// On a machine with anything else busy (a second process, or onnxruntime's spinning pool in
+// the same process) each kernel then stalls for a scheduler time slice, and a model of a
+// few hundred kernels runs ten to a hundred times slower. Here the caller and the workers
+// claim chunks of the range from one atomic counter; the caller works too, and waits only
+// for chunks a worker has actually claimed. A worker that is late finds nothing left.
+//
+// Workers spin briefly between jobs (kernels follow each other within microseconds), then
+// sleep on a condition variable. One job runs at a time; a call made while another job is
+// running (a nested loop, or a second session of the same library) runs on its caller alone.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <omp.h>
+
+namespace ff {
+
+// 0 means "as many as OpenMP would use" (OMP_NUM_THREADS, else the CPUs this process may
+// run on); ff_set_threads() changes it for every kernel.
+inline int g_threads = 0;
+
+inline int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+class Pool {
+public:
+    static Pool& get() {
+        static Pool pool;
+        return pool;
+    }
+
+    ~Pool() { resize(0); }
+
+    // Runs body(lo, hi) over chunks of [0, n) on `nt` threads (the caller being one of them).
+    template <class F>
+    void run(int64_t n, int64_t chunk, int nt, F& body) {
+        bool& inside = in_job();
+        if (nt <= 1 || n <= chunk || inside || !busy_.try_lock()) {
+            body(int64_t(0), n);
+            return;
+        }
+        if (int(workers_.size()) != nt - 1) resize(nt - 1);
+        call_.store(&trampoline<F>, std::memory_order_relaxed);
+        ctx_.store(&body, std::memory_order_relaxed);
+        n_.store(n, std::memory_order_relaxed);
+        chunk_.store(chunk, std::memory_order_relaxed);
+        done_.store(0, std::memory_order_relaxed);
+        const uint64_t g = (gen_.load(std::memory_order_relaxed) + 1) & kGenMask;
+        state_.store(g << kIndexBits, std::memory_order_release);
+        gen_.store(g, std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+            std::lock_guard<std::mutex> lock(m_);
+            cv_.notify_all();
+        }
+        inside = true;
+        work(g);
+        inside = false;
+        // only chunks a worker has claimed are outstanding: they are short
+        while (done_.load(std::memory_order_acquire) < n) cpu_relax();
+        busy_.unlock();
+    }
+
+private:
+    static bool& in_job() {
+        static thread_local bool inside = false;  // this thread runs a chunk of the caller's job
+        return inside;
+    }
+
+    static constexpr int kIndexBits = 40;
+    static constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
+    static constexpr uint64_t kGenMask = (uint64_t(1) << (64 - kIndexBits)) - 1;
+    static constexpr int kSpins = 4000;  // pause instructions before a worker sleeps (~0.1-0.5 ms)
+
+    template <class F>
+    static void trampoline(void* ctx, int64_t lo, int64_t hi) {
+        (*static_cast<F*>(ctx))(lo, hi);
+    }
+
+    // Claim and run chunks of job g until none are left (or a newer job has replaced it).
+    void work(uint64_t g) {
+        for (;;) {
+            uint64_t s = state_.load(std::memory_order_acquire);
+            if ((s >> kIndexBits) != g) return;
+            const int64_t lo = int64_t(s & kIndexMask);
+            const int64_t n = n_.load(std::memory_order_relaxed);
+            if (lo >= n) return;
+            const int64_t hi = std::min(n, lo + chunk_.load(std::memory_order_relaxed));
+            if (!state_.compare_exchange_weak(s, (g << kIndexBits) | uint64_t(hi),
+                                              std::memory_order_acq_rel))
+                continue;
+            // [lo, hi) of job g is ours, and job g lasts until we report it done
+            call_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), lo, hi);
+            done_.fetch_add(hi - lo, std::memory_order_acq_rel);
+        }
+    }
+
+    void worker() {
+        uint64_t seen = gen_.load(std::memory_order_acquire);
+        for (;;) {
+            uint64_t g;
+            int spins = 0;
+            while ((g = gen_.load(std::memory_order_acquire)) == seen) {
+                if (stop_.load(std::memory_order_relaxed)) return;
+                if (++spins < kSpins) {
+                    cpu_relax();
+                    continue;
+                }
+                std::unique_lock<std::mutex> lock(m_);
+                sleepers_.fetch_add(1, std::memory_order_seq_cst);
+                cv_.wait(lock, [&] {
+                    return stop_.load(std::memory_order_relaxed) ||
+                           gen_.load(std::memory_order_seq_cst) != seen;
+                });
+                sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+                spins = 0;
+            }
+            seen = g;
+            work(g);
+        }
+    }
+
+    void resize(int count) {
+        if (!workers_.empty()) {
+            {
+                std::lock_guard<std::mutex> lock(m_);
+                stop_.store(true);
+            }
+            cv_.notify_all();
+            for (auto& t : workers_) t.join();
+            workers_.clear();
+            stop_.store(false);
+        }
+        for (int i = 0; i < count; ++i) workers_.emplace_back([this] { worker(); });
+    }
+
+    std::mutex busy_;
+    std::vector<std::thread> workers_;
+    std::atomic<uint64_t> state_{0};  // generation << 40 | next index to claim
+    std::atomic<uint64_t> gen_{0};
+    std::atomic<int64_t> done_{0};
+    std::atomic<void (*)(void*, int64_t, int64_t)> call_{nullptr};
+    std::atomic<void*> ctx_{nullptr};
+    std::atomic<int64_t> n_{0}, chunk_{1};
+    std::atomic<int> sleepers_{0};
+    std::atomic<bool> stop_{false};
+    std::mutex m_;
+    std::condition_variable cv_;
+};
+
+// body(lo, hi) over [0, n), in parallel when worth_it, in about four chunks per thread (so
+// a thread that starts late leaves its share to the others).
+template <class F>
+inline void parallel_for(int64_t n, bool worth_it, F&& body) {
+    const int nt = worth_it ? std::min<int64_t>(threads(), n) : 1;
+    if (nt <= 1 || n <= 1) {
+        if (n > 0) body(int64_t(0), n);
+        return;
+    }
+    const int64_t chunk = std::max<int64_t>(1, (n + 4 * nt - 1) / (4 * nt));
+    Pool::get().run(n, chunk, nt, body);
+}
+
+}  // namespace ff
