@@ -1,8 +1,9 @@
 // Fused attention: softmax(Q K^T * scale + mask [causal]) V per (batch, head).
 //
 // Each task takes a block of up to kAttnRows query rows of one head and walks the keys
-// in blocks of kAttnKeys: S = scale * Q K^T and O += P V are single-threaded OpenBLAS
-// GEMMs on the block (the tasks are spread over the OpenMP threads), the softmax in
+// in blocks of kAttnKeys: S = scale * Q K^T and O += P V are computed on the block by the
+// loops below (a head is 16 to 128 wide: OpenBLAS's per-call cost outweighed its speed,
+// 3x slower on a 65-token ViT), the tasks spread over the pool's threads; the softmax in
 // between is the online one of FlashAttention (running row maximum and sum, earlier
 // blocks rescaled when the maximum grows), so no score matrix longer than one key block
 // is ever stored. Q, K, V and O are read and written through strides, so a head split or
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core.h"
+#include "packed_gemm.h"
 #include "vmath.h"
 
 namespace ff {
@@ -25,8 +27,79 @@ struct AttnShape {
     int64_t b, h, kvh, sq, sk, d, dv;
 };
 
+// Both products of a block go through the register-blocked tile of packed_gemm.h: a head
+// is 16 to 128 wide, where OpenBLAS's per-call cost outweighed its speed (2.5x slower on a
+// 65-token ViT) and plain loops pay their loop overhead per 16-float row.
+inline int64_t round_panel(int64_t n) { return (n + kPanel - 1) / kPanel * kPanel; }
+
+// s[r, j] = scale * sum_t q[r, t] k[j, t] for r < nq, j < nk (s rows nk apart). K's block is
+// first packed as panels of 32 keys, [nk/32][d][32], into kp.
+inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const float* q, int64_t qstride,
+                        const float* k, int64_t kstride, float* __restrict kp, float* __restrict s) {
+    const int64_t panels = (nk + kPanel - 1) / kPanel;
+    for (int64_t p = 0; p < panels; ++p)
+        for (int64_t t = 0; t < d; ++t)
+            for (int64_t jj = 0; jj < kPanel; ++jj) {
+                const int64_t j = p * kPanel + jj;
+                kp[(p * d + t) * kPanel + jj] = j < nk ? k[j * kstride + t] : 0.f;
+            }
+    for (int64_t i = 0; i < nq; i += kRows) {
+        const int rows = int(std::min<int64_t>(kRows, nq - i));
+        for (int64_t p = 0; p < panels; ++p) {
+            const int64_t cols = std::min<int64_t>(kPanel, nk - p * kPanel);
+            float* c = s + i * nk + p * kPanel;
+            if (d == 0) {
+                for (int r = 0; r < rows; ++r) std::fill(c + r * nk, c + r * nk + cols, 0.f);
+                continue;
+            }
+            packed_tile_rows(rows, d, q + i * qstride, qstride, kp + p * d * kPanel, c, nk, cols);
+            for (int r = 0; r < rows; ++r)
+                for (int64_t jj = 0; jj < cols; ++jj) c[r * nk + jj] *= scale;
+        }
+    }
+}
+
+// o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), o rows `ostride`
+// apart. V's block is packed as panels of 32 columns, [dv/32][nk][32], into vp.
+inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, const float* v,
+                        int64_t vstride, bool accumulate, float* o, int64_t ostride,
+                        float* __restrict vp) {
+    const int64_t panels = (dv + kPanel - 1) / kPanel;
+    for (int64_t p = 0; p < panels; ++p)
+        for (int64_t j = 0; j < nk; ++j)
+            for (int64_t tt = 0; tt < kPanel; ++tt) {
+                const int64_t t = p * kPanel + tt;
+                vp[(p * nk + j) * kPanel + tt] = t < dv ? v[j * vstride + t] : 0.f;
+            }
+    float tile[kRows * kPanel];
+    for (int64_t i = 0; i < nq; i += kRows) {
+        const int rows = int(std::min<int64_t>(kRows, nq - i));
+        for (int64_t p = 0; p < panels; ++p) {
+            const int64_t cols = std::min<int64_t>(kPanel, dv - p * kPanel);
+            float* c = o + i * ostride + p * kPanel;
+            if (nk == 0) {
+                if (!accumulate)
+                    for (int r = 0; r < rows; ++r) std::fill(c + r * ostride, c + r * ostride + cols, 0.f);
+                continue;
+            }
+            if (!accumulate) {
+                packed_tile_rows(rows, nk, pm + i * nk, nk, vp + p * nk * kPanel, c, ostride, cols);
+                continue;
+            }
+            packed_tile_rows(rows, nk, pm + i * nk, nk, vp + p * nk * kPanel, tile, kPanel, cols);
+            for (int r = 0; r < rows; ++r)
+                for (int64_t tt = 0; tt < cols; ++tt) c[r * ostride + tt] += tile[r * kPanel + tt];
+        }
+    }
+}
+
+// floats of scratch per task: row statistics, the score block, K's and V's packed blocks
+inline int64_t attn_buffer(int64_t nq, int64_t d, int64_t dv, int64_t nk) {
+    return nq * (3 + nk) + d * round_panel(nk) + round_panel(dv) * nk;
+}
+
 // One block of query rows [i0, i0 + nq) of head h in batch b. `buf` holds at least
-// nq * (3 + kAttnKeys) floats.
+// attn_buffer(nq, d, dv, min(sk, kAttnKeys)) floats.
 template <class M>
 void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_t nq, const float* q,
                     const int64_t* qs, const float* k, const int64_t* ks, const float* v,
@@ -45,17 +118,16 @@ void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_
     float* l = buf + nq;        // running row sum of exp(s - m)
     float* c = buf + 2 * nq;    // per block: how much the earlier blocks shrink
     float* s = buf + 3 * nq;    // the score block, nq x nk
+    const int64_t nkmax = std::min(a.sk, kAttnKeys);
+    float* kp = s + nq * nkmax;                // K's block packed, d x round_panel(nk)
+    float* vp = kp + a.d * round_panel(nkmax);  // V's block packed, round_panel(dv) x nk
     for (int64_t r = 0; r < nq; ++r) {
         m[r] = kNegInf;
         l[r] = 0.f;
     }
     for (int64_t j0 = 0; j0 < kend; j0 += kAttnKeys) {
         const int64_t nk = std::min(kAttnKeys, kend - j0);
-        if (a.d > 0) {
-            sgemm1(false, true, nq, nk, a.d, scale, qb, qs[2], kb + j0 * ks[2], ks[2], 0.f, s, nk);
-        } else {
-            std::fill(s, s + nq * nk, 0.f);
-        }
+        attn_scores(nq, nk, a.d, scale, qb, qs[2], kb + j0 * ks[2], ks[2], kp, s);
         for (int64_t r = 0; r < nq; ++r) {
             float* sr = s + r * nk;
             const int64_t i = i0 + r;
@@ -90,9 +162,7 @@ void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_
                 for (int64_t t = 0; t < a.dv; ++t) orow[t] *= c[r];
             }
         }
-        if (a.dv > 0)
-            sgemm1(false, false, nq, a.dv, nk, 1.f, s, nk, vb + j0 * vs[2], vs[2], j0 > 0 ? 1.f : 0.f,
-                   ob, os[2]);
+        attn_values(nq, nk, a.dv, s, vb + j0 * vs[2], vs[2], j0 > 0, ob, os[2], vp);
     }
     // a row with every key masked gives zeros, as the reference does
     for (int64_t r = 0; r < nq; ++r) {
@@ -122,7 +192,11 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
     const int64_t tasks = B * H * nblocks;
     const int64_t work = B * H * Sq * Sk * (D + Dv + 8);
     parallel_for(tasks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
-        std::vector<float> buf(size_t(rows * (3 + kAttnKeys)));
+        // one scratch per thread, kept between calls: a fresh (zero-filled, page-faulted)
+        // vector per chunk cost more than the attention of a short sequence
+        static thread_local std::vector<float> buf;
+        const size_t need = size_t(attn_buffer(rows, D, Dv, std::min(Sk, kAttnKeys)));
+        if (buf.size() < need) buf.resize(need);
         for (int64_t t = lo_; t < hi_; ++t) {
             const int64_t b = t / (H * nblocks), h = (t / nblocks) % H, i0 = (t % nblocks) * rows;
             const int64_t nq = std::min(rows, Sq - i0);

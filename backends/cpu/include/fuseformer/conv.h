@@ -40,7 +40,8 @@ inline void depthwise2d(const ConvGeom& g, const float* x, const float* wt, cons
     if (flat) {
         const int64_t span = (g.oh - 1) * g.w + g.ow;
         parallel_for(g.n * g.m, g.n * g.m * span * taps > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
-            std::vector<float> wide(static_cast<size_t>(span));
+            static thread_local std::vector<float> wide;  // per thread, kept between calls
+            if (wide.size() < size_t(span)) wide.resize(size_t(span));
             for (int64_t plane = lo_; plane < hi_; ++plane) {
                 const int64_t n = plane / g.m, oc = plane % g.m, ic = oc / mg;
                 const float* xc = x + (n * g.c + ic) * g.h * g.w;
