@@ -14,8 +14,7 @@ from .passes.instruments import PassBrokeGraph
 from .passes.manager import PassError
 
 TARGETS = ("onnx", "cpu", "cuda", "tvm", "mcu")
-_PLANNED = {"cuda": "the CUDA backend", "tvm": "the TVM backend",
-            "mcu": "the microcontroller (C99) backend"}
+_PLANNED = {"cuda": "the CUDA backend", "tvm": "the TVM backend"}
 
 EXIT_OK, EXIT_USER, EXIT_VERIFY, EXIT_INTERNAL = 0, 2, 3, 4
 
@@ -44,6 +43,16 @@ def _dim(text: str) -> tuple[str, int]:
     return name, int(hi if dots else lo)
 
 
+def _size(text: str) -> int:
+    """--memory-budget: 320KB, 320K, 0.5MB or 327680 bytes (KB = 1024 bytes)."""
+    from .backends.mcu.budget import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("model", nargs="?", help="input model (.onnx)")
     parser.add_argument("--target", choices=TARGETS, default="onnx", help="what to produce (default: onnx)")
@@ -65,10 +74,15 @@ def _optimize_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N|LO..HI",
                         help="a symbolic input dim: the largest value a compiled target serves, and the "
                              "value --verify uses (repeatable; default batch 1, others 16 for onnx, "
-                             "128 for cpu)")
+                             "128 for cpu); --target mcu compiles for exactly these values")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --verify inputs")
     parser.add_argument("--report", action="store_true",
-                        help="print what each fusion did (and why it did not), op counts and model sizes")
+                        help="print what each fusion did (and why it did not), op counts and model sizes; "
+                             "--target mcu: also the memory table per step, drawn as memory.png in -o")
+    parser.add_argument("--memory-budget", type=_size, metavar="SIZE",
+                        help="--target mcu: the SRAM the arena may use, e.g. 320KB, 320K, 0.5MB or 327680 "
+                             "(bytes; KB = 1024 bytes, MB = 1024 KB): token-wise chains run in as few chunks as meet it; "
+                             "fail, writing nothing, if it cannot fit (without a budget nothing is chunked)")
     parser.add_argument("--dump-ir", metavar="DIR",
                         help="write the IR text to DIR: 00_input.txt, then one file after each pass")
     parser.add_argument("--opset", type=int, help="ONNX opset of the output (default: lowest that fits)")
@@ -158,9 +172,11 @@ def _do_optimize(args) -> int:
     if not args.model or not args.output:
         raise FuseformerError("a model and -o OUTPUT are required (or --list-passes)")
     progress = _Progress(args.quiet)
-    if args.target not in ("onnx", "cpu"):
+    if args.target not in ("onnx", "cpu", "mcu"):
         raise UnsupportedTargetError(f"--target {args.target}: {_PLANNED[args.target]} is not available in "
                                      f"fuseformer {__version__} yet; use --target onnx")
+    if args.memory_budget is not None and args.target != "mcu":
+        raise FuseformerError("--memory-budget applies to --target mcu")
     src, out = Path(args.model), Path(args.output)
     if out.resolve() == src.resolve():
         raise FuseformerError(f"-o {out} would overwrite the input model; choose another path")
@@ -192,6 +208,8 @@ def _do_optimize(args) -> int:
     progress(f"writing {out}")
     if args.target == "cpu":
         _compile_cpu(args, graph, out, progress, check)
+    elif args.target == "mcu":
+        _compile_mcu(args, graph, out, progress, check)
     else:
         save_onnx(graph, out, opset=args.opset, progress=progress, before_commit=check)
     if args.report:
@@ -226,6 +244,26 @@ def _compile_cpu(args, graph, out: Path, progress, check) -> None:
                 before_commit=check)
 
 
+def _compile_mcu(args, graph, out: Path, progress, check) -> None:
+    from .backends.mcu import compile_mcu
+    from .runtime.feeds import resolve_dims
+
+    try:
+        dims = resolve_dims(graph, dict(args.dim))  # the same sizes --verify feeds
+    except ValueError as e:
+        raise FuseformerError(str(e)) from e
+    shown = ", ".join(f"{k}={v}" for k, v in dims.items()) or "static shapes"
+    progress(f"compiling for the MCU ({shown}; set with --dim NAME=N)")
+    tables = []
+    # chunking trades steps (and time) for SRAM: only a budget asks for that trade
+    chunking = "auto" if args.memory_budget is not None else False
+    compile_mcu(graph, out, dims, budget=args.memory_budget, progress=progress, report=args.report,
+                chunking=chunking, on_report=tables.append, before_commit=check)
+    for table in tables:  # printed once the output is committed
+        print(table)
+        print(f"memory timeline drawn in {out / 'memory.png'} (every step in {out / 'memory.txt'})")
+
+
 def _verifier(args, graph, src: Path, progress):
     from .runtime.feeds import random_feeds, resolve_dims
     from .runtime.verify import compare_outputs, run_onnx
@@ -235,7 +273,7 @@ def _verifier(args, graph, src: Path, progress):
         feeds = random_feeds(graph, dims, seed=args.seed)
     except ValueError as e:
         raise FuseformerError(f"--verify: {e}") from e
-    run_candidate = _run_artifact if args.target == "cpu" else run_onnx
+    run_candidate = {"cpu": _run_artifact, "mcu": _run_mcu}.get(args.target, run_onnx)
 
     def check(tmp_model: Path) -> None:
         shown = ", ".join(f"{k}={v}" for k, v in dims.items()) or "static shapes"
@@ -259,6 +297,12 @@ def _verifier(args, graph, src: Path, progress):
             raise VerificationFailed(f"outputs {bad} differ from the original beyond --tol {args.tol:g}; "
                                      f"nothing was written")
     return check
+
+
+def _run_mcu(path: str, feeds):
+    from .backends.mcu.host import run_on_host
+
+    return run_on_host(path, feeds)
 
 
 def _run_artifact(path: str, feeds):

@@ -40,6 +40,15 @@ class MemoryPlan:
     peak_live: list[Value] = field(default_factory=list)
     lower_bound: int = 0  # bytes: no arena for this schedule can be smaller
     inplace: dict[Value, Value] = field(default_factory=dict)  # output -> input whose bytes it reuses
+    # Added by plan_memory (passes/memory/planner.py); defaults keep naive_plan valid.
+    lower_bound_any: int = 0  # bytes: no schedule of this graph can peak lower
+    schedule_exact: bool = False  # the schedule is optimal in the planner's memory model
+    live_bytes: list[int] = field(default_factory=list)  # per schedule step
+    intervals: dict[Value, tuple[int, int]] = field(default_factory=dict)  # value -> [def, last read] steps
+    views: set[Value] = field(default_factory=set)  # values no kernel writes (their bytes are their sources')
+    arena_method: str = ""  # which planner produced the offsets
+    stats: dict[str, int] = field(default_factory=dict)  # original_order_peak, tflm_arena, chunks, ...
+    notes: list[str] = field(default_factory=list)  # what chunking did, and where it did not and why
 
     def offset(self, v: Value) -> int:
         return self.placement[v].offset
