@@ -37,12 +37,12 @@ inline int64_t round_panel(int64_t n) { return (n + kPanel - 1) / kPanel * kPane
 inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const float* q, int64_t qstride,
                         const float* k, int64_t kstride, float* __restrict kp, float* __restrict s) {
     const int64_t panels = (nk + kPanel - 1) / kPanel;
-    for (int64_t p = 0; p < panels; ++p)
-        for (int64_t t = 0; t < d; ++t)
-            for (int64_t jj = 0; jj < kPanel; ++jj) {
-                const int64_t j = p * kPanel + jj;
-                kp[(p * d + t) * kPanel + jj] = j < nk ? k[j * kstride + t] : 0.f;
-            }
+    if (nk % kPanel) std::fill(kp + (panels - 1) * d * kPanel, kp + panels * d * kPanel, 0.f);
+    for (int64_t j = 0; j < nk; ++j) {  // a transpose: K's rows are read in order
+        float* dst = kp + (j / kPanel) * d * kPanel + j % kPanel;
+        const float* src = k + j * kstride;
+        for (int64_t t = 0; t < d; ++t) dst[t * kPanel] = src[t];
+    }
     for (int64_t i = 0; i < nq; i += kRows) {
         const int rows = int(std::min<int64_t>(kRows, nq - i));
         for (int64_t p = 0; p < panels; ++p) {
@@ -65,12 +65,14 @@ inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, con
                         int64_t vstride, bool accumulate, float* o, int64_t ostride,
                         float* __restrict vp) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
-    for (int64_t p = 0; p < panels; ++p)
-        for (int64_t j = 0; j < nk; ++j)
-            for (int64_t tt = 0; tt < kPanel; ++tt) {
-                const int64_t t = p * kPanel + tt;
-                vp[(p * nk + j) * kPanel + tt] = t < dv ? v[j * vstride + t] : 0.f;
-            }
+    for (int64_t p = 0; p < panels; ++p) {
+        const int64_t cols = std::min<int64_t>(kPanel, dv - p * kPanel);
+        for (int64_t j = 0; j < nk; ++j) {
+            float* dst = vp + (p * nk + j) * kPanel;
+            std::memcpy(dst, v + j * vstride + p * kPanel, size_t(cols) * sizeof(float));
+            if (cols < kPanel) std::fill(dst + cols, dst + kPanel, 0.f);
+        }
+    }
     float tile[kRows * kPanel];
     for (int64_t i = 0; i < nq; i += kRows) {
         const int rows = int(std::min<int64_t>(kRows, nq - i));
