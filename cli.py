@@ -255,10 +255,9 @@ def _compile_mcu(args, graph, out: Path, progress, check) -> None:
     shown = ", ".join(f"{k}={v}" for k, v in dims.items()) or "static shapes"
     progress(f"compiling for the MCU ({shown}; set with --dim NAME=N)")
     tables = []
-    # chunking trades steps (and time) for SRAM: only a budget asks for that trade
-    chunking = "auto" if args.memory_budget is not None else False
+    # chunking trades steps (and time) for SRAM: compile_mcu chunks only when a budget asks
     compile_mcu(graph, out, dims, budget=args.memory_budget, progress=progress, report=args.report,
-                chunking=chunking, on_report=tables.append, before_commit=check)
+                on_report=tables.append, before_commit=check)
     for table in tables:  # printed once the output is committed
         print(table)
         print(f"memory timeline drawn in {out / 'memory.png'} (every step in {out / 'memory.txt'})")

@@ -1,4 +1,5 @@
-"""Elementwise ops: unary math, broadcasting binary ops and comparisons, Where, Clip, Cast.
+"""Elementwise ops: unary math, broadcasting binary and variadic ops and comparisons, Where,
+Trilu, Clip, Cast.
 
 Each also evaluates at compile time on small integer tensors with known elements
 (the shape arithmetic exporters emit), so ``Concat(Shape(x)[0], -1)`` reaches
@@ -13,9 +14,10 @@ import numpy as np
 from ...ir.dtype import DType
 from ...ir.node import Node
 from ...ir.op import Op
+from .errors import ShapeError
 from .lowering import MAX_ELEMS, Ctx, Info, Lowered, broadcast_strides, coalesce, no_code, rule
 from .renderer import BINARY, INTEGER_UNARY, UNARY, c_float, ctype
-from .symexpr import Bounds, Expr
+from .symexpr import Bounds, Expr, numel
 
 
 def lambda_src(params: Sequence[tuple[str, str]], out_type: str, body: str) -> str:
@@ -189,8 +191,10 @@ def binary(ctx: Ctx, node: Node) -> Lowered:
     if len(present) == 1 and node.op in (Op.Sum, Op.Max, Op.Min, Op.Mean):
         x = ctx.info(present[0])
         return Lowered([Info(x.dtype, x.shape, x.elems)], no_code, view=True)
+    if len(present) > 2 and node.op in (Op.Sum, Op.Max, Op.Min, Op.Mean):
+        return _variadic(ctx, node, present)
     if len(present) != 2:
-        raise ctx.unsupported(node, f"{node.op.value} of {len(present)} inputs (1 or 2 are supported)")
+        raise ctx.unsupported(node, f"{node.op.value} of {len(present)} inputs")
     a, b = ctx.info(node.inputs[0]), ctx.info(node.inputs[1])
     shape = ctx.broadcast(node, [a.shape, b.shape])
     comparison = node.op in (Op.Equal, Op.Less, Op.LessOrEqual, Op.Greater, Op.GreaterOrEqual)
@@ -210,6 +214,28 @@ def binary(ctx: Ctx, node: Node) -> Lowered:
     return Lowered([Info(out_dtype, shape, elems)], emit)
 
 
+def _variadic(ctx: Ctx, node: Node, present) -> Lowered:
+    """Sum / Max / Min / Mean of three or more inputs: folded left to right into the output
+    (each step reads the output where it writes it), Mean divided by the count at the end."""
+    infos = [ctx.info(v) for v in present]
+    shape = ctx.broadcast(node, [i.shape for i in infos])
+    dtype = infos[0].dtype
+    t = ctype(dtype)
+    step = lambda_src([("a", t), ("b", t)], t,
+                      template(BINARY[Op.Add if node.op in (Op.Sum, Op.Mean) else node.op], t))
+
+    def emit(e):
+        out = e.ptr(node.outputs[0])
+        emit_broadcast(e, out, shape, [(e.ptr(present[0]), infos[0].shape),
+                                       (e.ptr(present[1]), infos[1].shape)], step)
+        for v, info in zip(present[2:], infos[2:]):
+            emit_broadcast(e, out, shape, [(out, shape), (e.ptr(v), info.shape)], step)
+        if node.op is Op.Mean:
+            e.line(f"ff::map({e.dim(numel(shape))}, {out}, {out}, "
+                   f"{lambda_src([('x', t)], t, f'x / {t}({len(present)})')});")
+    return Lowered([Info(dtype, shape)], emit)
+
+
 @rule(Op.Where)
 def where(ctx: Ctx, node: Node) -> Lowered:
     c, x, y = (ctx.info(v) for v in node.inputs)
@@ -225,6 +251,25 @@ def where(ctx: Ctx, node: Node) -> Lowered:
                        [(e.ptr(v), ctx.info(v).shape) for v in node.inputs],
                        lambda_src([("c", "bool"), ("a", t), ("b", t)], t, "c ? a : b"))
     return Lowered([Info(x.dtype, shape, elems)], emit)
+
+
+@rule(Op.Trilu)
+def trilu(ctx: Ctx, node: Node) -> Lowered:
+    x = ctx.info(node.inputs[0])
+    if x.rank < 2:
+        raise ShapeError(f"node {node.describe()}: Trilu needs rank >= 2, got {x.rank}")
+    k = 0
+    if node.input(1) is not None:
+        values = ctx.static_ints(node, 1, "diagonal k")
+        if len(values) != 1:
+            raise ShapeError(f"node {node.describe()}: its diagonal k must be one value, got {values}")
+        k = values[0]
+    upper = "true" if node.attrs.upper else "false"
+
+    def emit(e):
+        e.line(f"ff::trilu({upper}, {k}LL, {e.dim(numel(x.shape[:-2]))}, {e.dim(x.shape[-2])}, "
+               f"{e.dim(x.shape[-1])}, {e.ptr(node.inputs[0])}, {e.ptr(node.outputs[0])});")
+    return Lowered([Info(x.dtype, x.shape)], emit, static=frozenset({1}))
 
 
 @rule(Op.Clip)

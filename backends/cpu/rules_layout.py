@@ -1,5 +1,6 @@
-"""Shape and data-movement ops: views, Transpose, Concat, Split, Slice, Gather, Expand, Pad,
-and the shape sources Shape, Size, Range and ConstantOfShape.
+"""Shape and data-movement ops: views, Transpose, Concat, Split, Slice, the gathers and
+scatters, OneHot, Expand, Tile, DepthToSpace / SpaceToDepth, Pad, and the shape sources
+Shape, Size, Range and ConstantOfShape.
 
 Reshape, Flatten, Squeeze and Unsqueeze are views: the arena is always
 contiguous, so they only rename a buffer.
@@ -268,6 +269,85 @@ def gather(ctx: Ctx, node: Node) -> Lowered:
     return Lowered([Info(data.dtype, shape, elems)], emit, status="an index is out of range")
 
 
+def _index_dtype(ctx: Ctx, node: Node, idx: Info) -> None:
+    if idx.dtype not in (DType.INT64, DType.INT32):
+        raise ctx.unsupported(node, f"{node.op.value} with {idx.dtype.short} indices")
+
+
+def _along_axis(ctx: Ctx, node: Node, data: Info, idx: Info) -> tuple[int, tuple[Expr, ...], Expr]:
+    """GatherElements / ScatterElements: the axis, data's strides without it, its stride."""
+    axis = axis_index(node, node.attrs.axis, data.rank)
+    _index_dtype(ctx, node, idx)
+    if idx.rank != data.rank:
+        raise ShapeError(f"node {node.describe()}: indices of rank {idx.rank} for data of rank {data.rank}")
+    strides = contiguous_strides(data.shape)
+    return axis, tuple(ZERO if d == axis else st for d, st in enumerate(strides)), strides[axis]
+
+
+@rule(Op.GatherElements)
+def gather_elements(ctx: Ctx, node: Node) -> Lowered:
+    data, idx = ctx.info(node.inputs[0]), ctx.info(node.inputs[1])
+    axis, strides, axis_stride = _along_axis(ctx, node, data, idx)
+
+    def emit(e):
+        e.check(f"ff::gather_elements({idx.rank}, {e.array(idx.shape)}, {e.ptr(node.inputs[0])}, "
+                f"{e.array(strides)}, {e.dim(data.shape[axis])}, {e.dim(axis_stride)}, "
+                f"{e.ptr(node.inputs[1])}, {e.ptr(node.outputs[0])})")
+    return Lowered([Info(data.dtype, idx.shape)], emit, status="an index is out of range")
+
+
+_SCATTER = {"none": "ff::kScatterNone", "add": "ff::kScatterAdd", "mul": "ff::kScatterMul",
+            "max": "ff::kScatterMax", "min": "ff::kScatterMin"}
+
+
+def _scatter_reduction(ctx: Ctx, node: Node) -> str:
+    if node.attrs.reduction not in _SCATTER:
+        raise ctx.unsupported(node, f"{node.op.value} reduction {node.attrs.reduction!r}")
+    return _SCATTER[node.attrs.reduction]
+
+
+def _copy_data(e, node: Node, data: Info) -> None:
+    e.line(f"std::memcpy({e.ptr(node.outputs[0])}, {e.ptr(node.inputs[0])}, "
+           f"sizeof({ctype(data.dtype)}) * {e.dim(data.numel)});")
+
+
+@rule(Op.ScatterElements)
+def scatter_elements(ctx: Ctx, node: Node) -> Lowered:
+    data, idx, upd = (ctx.info(v) for v in node.inputs)
+    axis, strides, axis_stride = _along_axis(ctx, node, data, idx)
+    if upd.shape != idx.shape:
+        raise ShapeError(f"node {node.describe()}: updates {[str(d) for d in upd.shape]} differ from "
+                         f"indices {[str(d) for d in idx.shape]}")
+    reduction = _scatter_reduction(ctx, node)
+
+    def emit(e):
+        _copy_data(e, node, data)
+        e.check(f"ff::scatter_elements({idx.rank}, {e.array(idx.shape)}, {e.array(strides)}, "
+                f"{e.dim(data.shape[axis])}, {e.dim(axis_stride)}, {e.ptr(node.inputs[1])}, "
+                f"{e.ptr(node.inputs[2])}, {reduction}, {e.ptr(node.outputs[0])})")
+    return Lowered([Info(data.dtype, data.shape)], emit, status="an index is out of range")
+
+
+@rule(Op.ScatterND)
+def scatter_nd(ctx: Ctx, node: Node) -> Lowered:
+    data, idx, upd = (ctx.info(v) for v in node.inputs)
+    _index_dtype(ctx, node, idx)
+    k = idx.shape[-1] if idx.rank else None
+    fits = k is not None and k.is_const and k.value <= data.rank
+    if not fits or upd.shape != idx.shape[:-1] + data.shape[k.value:]:
+        raise ShapeError(f"node {node.describe()}: indices {[str(d) for d in idx.shape]} and updates "
+                         f"{[str(d) for d in upd.shape]} do not fit data {[str(d) for d in data.shape]}")
+    k = k.value
+    reduction = _scatter_reduction(ctx, node)
+
+    def emit(e):
+        _copy_data(e, node, data)
+        e.check(f"ff::scatter_nd({e.dim(numel(idx.shape[:-1]))}, {k}, {e.array(data.shape[:k])}, "
+                f"{e.dim(numel(data.shape[k:]))}, {e.ptr(node.inputs[1])}, {e.ptr(node.inputs[2])}, "
+                f"{reduction}, {e.ptr(node.outputs[0])})")
+    return Lowered([Info(data.dtype, data.shape)], emit, status="an index is out of range")
+
+
 @rule(Op.GatherND)
 def gather_nd(ctx: Ctx, node: Node) -> Lowered:
     data, idx = ctx.info(node.inputs[0]), ctx.info(node.inputs[1])
@@ -299,6 +379,91 @@ def expand(ctx: Ctx, node: Node) -> Lowered:
         emit_strided_copy(e, x.dtype, e.ptr(node.inputs[0]), shape, broadcast_strides(x.shape, shape),
                           e.ptr(node.outputs[0]))
     return Lowered([Info(x.dtype, shape, elems)], emit, static=frozenset({1}))
+
+
+@rule(Op.Tile)
+def tile(ctx: Ctx, node: Node) -> Lowered:
+    """A strided copy: out viewed as [r0, d0, r1, d1, ...] reads x with strides [0, s0, 0, s1, ...]."""
+    x = ctx.info(node.inputs[0])
+    reps = ctx.static_ints(node, 1, "repeats")
+    if len(reps) != x.rank or any(r < 0 for r in reps):
+        raise ShapeError(f"node {node.describe()}: repeats {reps} do not fit rank {x.rank}")
+    shape = tuple(d * r for d, r in zip(x.shape, reps))
+    elems = None
+    if x.elems is not None and all(d.is_const for d in shape) and numel(shape).value <= MAX_ELEMS:
+        arr = np.array(x.elems, dtype=object).reshape([d.value for d in x.shape])
+        elems = tuple(np.tile(arr, reps).reshape(-1))
+    pairs = [(Expr.const(r), d) for r, d in zip(reps, x.shape)]
+    strides = [(ZERO, st) for st in contiguous_strides(x.shape)]
+
+    def emit(e):
+        emit_strided_copy(e, x.dtype, e.ptr(node.inputs[0]), tuple(d for p in pairs for d in p),
+                          [st for p in strides for st in p], e.ptr(node.outputs[0]))
+    return Lowered([Info(x.dtype, shape, elems)], emit, static=frozenset({1}))
+
+
+def _static_dim(node: Node, d: Expr, what: str) -> int:
+    if not d.is_const:
+        raise ShapeError(f"node {node.describe()}: its {what} must be static, got {d}")
+    return d.value
+
+
+@rule(Op.DepthToSpace, Op.SpaceToDepth)
+def depth_space(ctx: Ctx, node: Node) -> Lowered:
+    """A reshape to rank 6, a transpose and a reshape back (ir/reference/nn.py): one strided copy."""
+    x = ctx.info(node.inputs[0])
+    if x.rank != 4:
+        raise ShapeError(f"node {node.describe()}: {node.op.value} takes rank 4, got {x.rank}")
+    b = node.attrs.blocksize
+    n, c, h, w = x.shape
+    if node.op is Op.DepthToSpace:
+        channels = _static_dim(node, c, "channel count")
+        if channels % (b * b):
+            raise ShapeError(f"node {node.describe()}: {channels} channels do not split into {b}x{b} blocks")
+        cb = Expr.const(channels // (b * b))
+        if node.attrs.mode == "DCR":
+            six, perm = (n, Expr.const(b), Expr.const(b), cb, h, w), (0, 3, 4, 1, 5, 2)
+        elif node.attrs.mode == "CRD":
+            six, perm = (n, cb, Expr.const(b), Expr.const(b), h, w), (0, 1, 4, 2, 5, 3)
+        else:
+            raise ctx.unsupported(node, f"DepthToSpace mode {node.attrs.mode!r}")
+        shape = (n, cb, h * b, w * b)
+    else:
+        hb, wb = (_static_dim(node, d, "spatial size") for d in (h, w))
+        if hb % b or wb % b:
+            raise ShapeError(f"node {node.describe()}: spatial {hb}x{wb} does not split into {b}x{b} blocks")
+        six = (n, c, Expr.const(hb // b), Expr.const(b), Expr.const(wb // b), Expr.const(b))
+        perm = (0, 3, 5, 1, 2, 4)
+        shape = (n, c * (b * b), Expr.const(hb // b), Expr.const(wb // b))
+    strides = contiguous_strides(six)
+
+    def emit(e):
+        emit_strided_copy(e, x.dtype, e.ptr(node.inputs[0]), tuple(six[p] for p in perm),
+                          [strides[p] for p in perm], e.ptr(node.outputs[0]))
+    return Lowered([Info(x.dtype, shape)], emit)
+
+
+@rule(Op.OneHot)
+def one_hot(ctx: Ctx, node: Node) -> Lowered:
+    idx, values = ctx.info(node.inputs[0]), ctx.info(node.inputs[2])
+    depth_in = node.input(1)
+    if depth_in is None or depth_in.const is None:
+        raise ShapeError(f"node {node.describe()}: its depth must be a constant")
+    # ONNX allows any numeric type for depth; the reference truncates it to an int
+    depth = [int(d) for d in np.asarray(depth_in.const.numpy()).reshape(-1)]
+    if len(depth) != 1 or depth[0] < 1:
+        raise ShapeError(f"node {node.describe()}: depth must be one positive value, got {depth}")
+    if values.numel != Expr.const(2):
+        raise ShapeError(f"node {node.describe()}: values must hold [off, on], got shape "
+                         f"{[str(d) for d in values.shape]}")
+    axis = axis_index(node, node.attrs.axis, idx.rank + 1)
+    d = Expr.const(depth[0])
+    shape = idx.shape[:axis] + (d,) + idx.shape[axis:]
+
+    def emit(e):
+        e.line(f"ff::one_hot({e.dim(numel(idx.shape[:axis]))}, {e.dim(d)}, {e.dim(numel(idx.shape[axis:]))}, "
+               f"{e.ptr(node.inputs[0])}, {e.ptr(node.inputs[2])}, {e.ptr(node.outputs[0])});")
+    return Lowered([Info(values.dtype, shape)], emit, static=frozenset({1}))
 
 
 @rule(Op.Pad)

@@ -45,7 +45,7 @@ def plan_for(graph: Graph, budget: int | None, chunking: bool | str = "auto") ->
 def compile_mcu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int] | None = None,
                 budget: int | None = None, plan: MemoryPlan | None = None,
                 progress: Callable[[str], None] | None = None, *, prefix: str = "model",
-                chunking: bool | str = "auto", report: bool = False,
+                chunking: bool | int | str | None = None, report: bool = False,
                 on_report: Callable[[str], None] | None = None,
                 before_commit: Callable[[Path], None] | None = None) -> Path:
     """Compile ``graph`` (run ``optimize_graph`` first) to C99 sources in ``out_dir``.
@@ -53,7 +53,8 @@ def compile_mcu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
     ``dims`` binds every symbolic input dim (the code is for exactly those sizes);
     ``budget`` is the arena's limit in bytes; ``plan`` is a ready MemoryPlan (of a
     specialized graph: dims are then not used), otherwise the planner makes one, chunking
-    the graph as ``chunking`` allows (see plan_memory) to lower the peak or meet the
+    the graph as ``chunking`` allows (see plan_memory; None: "auto" when there is a
+    budget, else no chunking, which trades steps for SRAM) to lower the peak or meet the
     budget. ``prefix`` starts every exported C name (``model_run``); ``report`` also writes
     memory.png and memory.txt (see report.py) and hands ``on_report`` the memory table
     (its first steps, the peak and the last ones). Nothing is written unless every step
@@ -73,6 +74,8 @@ def compile_mcu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
         g = specialize(graph, dict(dims or {}))
         progress(f"planning memory for {len(g.nodes)} nodes"
                  + (f" within {format_size(budget)}" if budget else ""))
+        if chunking is None:
+            chunking = "auto" if budget is not None else False
         plan = plan_for(g, budget, chunking)
     check_budget(plan, budget)
     progress(f"arena {format_size(plan.arena_bytes)}, weights {format_size(plan.flash_bytes)}; "

@@ -10,6 +10,8 @@ import pytest
 
 from fuseformer.ir import DType, Graph, Op, Sym
 from fuseformer.ir import attrs as A
+from fuseformer.runtime import load
+from fuseformer.runtime.session import RunError
 
 from .cpu_checks import check_against_interpreter, randn
 
@@ -49,6 +51,9 @@ def test_unary_and_broadcast_binary(tmp_path):
         ret(g, out(g, op, [a], attrs))
     ret(g, out(g, Op.Sqrt, [out(g, Op.Abs, [a])]), out(g, Op.Log, [out(g, Op.Abs, [a])]),
         out(g, Op.Clip, [a, lo, hi]), out(g, Op.Reciprocal, [c]))
+    # variadic forms fold left to right into the output
+    ret(g, out(g, Op.Sum, [b, a, c]), out(g, Op.Mean, [c, b, a, a]), out(g, Op.Max, [a, c, b]),
+        out(g, Op.Min, [c, a, b]))
     feeds = {"a": randn(RNG, 2, 3, 4) * 2, "b": randn(RNG, 4), "c": randn(RNG, 2, 1, 4)}
     feeds["a"][0, 0, :2] = [0.5, -2.5]  # Round's ties go to even
     check_against_interpreter(g, feeds, {"batch": 3}, tmp_path / "art")
@@ -68,7 +73,9 @@ def test_integer_and_bool_ops(tmp_path):
     to_int = out(g, Op.Cast, [out(g, Op.Mul, [f, g.add_constant(np.float32(3), "k")])],
                  A.CastAttrs(to=DType.INT64.value))
     to_float = out(g, Op.Cast, [x], A.CastAttrs(to=F32.value))
-    ret(g, q, r, both, picked, to_int, to_float)
+    axis1 = g.add_constant(np.array([1], np.int64), "axis1")
+    ret(g, q, r, both, picked, to_int, to_float, out(g, Op.ReduceMax, [as_bool, axis1]),
+        out(g, Op.ReduceMin, [as_bool, axis1], A.ReduceMinAttrs(keepdims=0)))
     feeds = {"ids": RNG.integers(-5, 6, (2, 5)), "f": randn(RNG, 2, 5)}
     check_against_interpreter(g, feeds, {"batch": 2, "seq": 8}, tmp_path / "art")
 
@@ -218,4 +225,83 @@ def test_rotary_embedding(tmp_path, interleaved):
     cos, sin = g.add_input("cos", F32, (1, 1, S, 8)), g.add_input("sin", F32, (S, 8))
     ret(g, out(g, Op.RotaryEmbedding, [x, cos, sin], A.RotaryEmbeddingAttrs(interleaved)))
     feeds = {"x": randn(RNG, 2, 2, 5, 8), "cos": randn(RNG, 1, 1, 5, 8), "sin": randn(RNG, 5, 8)}
+    check_against_interpreter(g, feeds, {"batch": 2, "seq": 8}, tmp_path / "art")
+
+
+def test_indexing_ops(tmp_path):
+    g = Graph("indexing")
+    x = g.add_input("x", F32, (B, S, 6))
+    pick = g.add_input("pick", DType.INT64, (B, S, 3))  # smaller than x off the axis too
+    rows = g.add_input("rows", DType.INT32, (B, 2, 6))
+    upd = g.add_input("upd", F32, (B, 2, 6))
+    cells = g.add_constant(np.array([[1, 2], [0, -1], [1, 2]], np.int64), "cells")  # a duplicate
+    cell_upd = g.add_input("cell_upd", F32, (3, 6))
+    ints = lambda *v: g.add_constant(np.array(v, np.int64), "c")  # noqa: E731
+    ret(g, out(g, Op.GatherElements, [x, pick], A.GatherElementsAttrs(axis=2)),
+        out(g, Op.GatherElements, [x, rows], A.GatherElementsAttrs(axis=1)))
+    for reduction in ("none", "add", "mul", "max", "min"):
+        ret(g, out(g, Op.ScatterElements, [x, rows, upd], A.ScatterElementsAttrs(axis=-2, reduction=reduction)),
+            out(g, Op.ScatterND, [x, cells, cell_upd], A.ScatterNDAttrs(reduction)))
+    ret(g, out(g, Op.Tile, [x, ints(2, 1, 3)]), out(g, Op.Tile, [x, ints(1, 2, 1)]))
+    on_off = g.add_constant(np.array([-1, 3], np.float32), "on_off")
+    ret(g, out(g, Op.OneHot, [pick, ints(5), on_off]),  # -6 and 5 are off every class
+        out(g, Op.OneHot, [rows, g.add_constant(np.float32(4.0), "depth"), on_off],  # depth of any type
+            A.OneHotAttrs(axis=1)))
+    image = g.add_input("image", F32, (B, 8, 4, 6))
+    for mode in ("DCR", "CRD"):
+        ret(g, out(g, Op.DepthToSpace, [image], A.DepthToSpaceAttrs(2, mode)))
+    ret(g, out(g, Op.SpaceToDepth, [image], A.SpaceToDepthAttrs(2)))
+    seq = 5
+    feeds = {"x": randn(RNG, 2, seq, 6), "pick": RNG.integers(-6, 6, (2, seq, 3)),
+             "rows": RNG.integers(-seq, seq, (2, 2, 6)).astype(np.int32), "upd": randn(RNG, 2, 2, 6),
+             "cell_upd": randn(RNG, 3, 6), "image": randn(RNG, 2, 8, 4, 6)}
+    check_against_interpreter(g, feeds, {"batch": 2, "seq": 8}, tmp_path / "art")
+
+
+def test_scans_and_selections(tmp_path):
+    g = Graph("selections")
+    x = g.add_input("x", F32, (B, S, 7))
+    ids = g.add_input("ids", DType.INT32, (B, S))
+    one = lambda v: g.add_constant(np.array([v], np.int64), "k")  # noqa: E731
+    for exclusive in (0, 1):
+        for reverse in (0, 1):
+            ret(g, out(g, Op.CumSum, [x, one(1)], A.CumSumAttrs(exclusive, reverse)))
+    ret(g, out(g, Op.CumSum, [ids, g.add_constant(np.int32(-1), "axis")]))
+    for op in (Op.ArgMax, Op.ArgMin):
+        ret(g, out(g, op, [x], op.attrs_type(axis=-1, keepdims=0)),
+            out(g, op, [x], op.attrs_type(axis=1, select_last_index=1)),
+            out(g, op, [ids], op.attrs_type(axis=1, select_last_index=1)))
+    for largest in (0, 1):
+        ret(g, *out(g, Op.TopK, [x, one(3)], A.TopKAttrs(axis=-1, largest=largest), n=2),
+            *out(g, Op.TopK, [ids, one(2)], A.TopKAttrs(axis=1, largest=largest), n=2))
+    ret(g, out(g, Op.Trilu, [x]), out(g, Op.Trilu, [x, g.add_constant(np.int64(-1), "k")], A.TriluAttrs(0)),
+        out(g, Op.Trilu, [x, one(2)], A.TriluAttrs(1)))
+    seq = 5
+    feeds = {"x": randn(RNG, 2, seq, 7), "ids": RNG.integers(-3, 3, (2, seq)).astype(np.int32)}
+    feeds["x"][0, 1, 2:5] = 0.25  # ties: the first (or last) index, TopK in index order
+    feeds["x"][1, 3, 4] = np.nan  # ArgMax and ArgMin both pick a NaN
+    path = check_against_interpreter(g, feeds, {"batch": 2, "seq": 8}, tmp_path / "art")
+    # k=2 along seq compiles (seq may reach 8) and is refused when seq is 1
+    with load(path) as session, pytest.raises(RunError, match=r"\(TopK\): k=2 exceeds the size of the axis"):
+        session.run({"x": randn(RNG, 2, 1, 7), "ids": np.zeros((2, 1), np.int32)})
+
+
+def test_einsum_forms(tmp_path):
+    g = Graph("einsum")
+    q = g.add_input("q", F32, (B, 2, S, 4))
+    k = g.add_input("k", F32, (B, 2, S, 4))
+    m = g.add_input("m", F32, (3, 3))
+    v = g.add_input("v", F32, (4,))
+    ints = g.add_input("ints", DType.INT64, (3, 3))
+    for eq, ins in [("bhqd,bhkd->bhqk", [q, k]),  # attention scores
+                    ("bhqk,bhkd->bhqd", [out(g, Op.Einsum, [q, k], A.EinsumAttrs("bhqd,bhkd->bhqk")), k]),
+                    ("...d,d->...", [q, v]),  # broadcast dims
+                    ("ij,jk", [m, m]),  # implicit output: ik
+                    ("ii->i", [m]), ("ii", [m]),  # diagonal, trace
+                    ("bhsd->bdhs", [q]), ("b h s d -> b", [k]),
+                    ("i,j->ij", [v, v]), ("ij,ij,ij->i", [m, m, m]), ("ij,jk->ik", [ints, ints])]:
+        ret(g, out(g, Op.Einsum, ins, A.EinsumAttrs(eq)))
+    seq = 5
+    feeds = {"q": randn(RNG, 2, 2, seq, 4), "k": randn(RNG, 2, 2, seq, 4), "m": randn(RNG, 3, 3),
+             "v": randn(RNG, 4), "ints": RNG.integers(-4, 4, (3, 3))}
     check_against_interpreter(g, feeds, {"batch": 2, "seq": 8}, tmp_path / "art")

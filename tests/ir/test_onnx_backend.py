@@ -54,11 +54,14 @@ def _snake(name: str) -> str:
 
 
 # test-name prefixes of the ops the IR has, e.g. ReduceMean -> test_reduce_mean
-# ONNX spells cases both ways (test_reduce_mean_*, test_maxpool_*) and abbreviates two
+# ONNX spells cases both ways (test_reduce_mean_*, test_maxpool_*), abbreviates two and
+# names some by their form (test_tril_*, test_basic_conv_*, test_edge_pad)
 _PREFIXES = sorted({_snake(op.value) for op in Op if not op.domain}
                    | {op.value.lower() for op in Op if not op.domain}
-                   | {"constant", "batchnorm", "instancenorm"})
-INCLUDE = r"^test_(" + "|".join(_PREFIXES) + r")(_|$).*_cpu$"
+                   | {"constant", "batchnorm", "instancenorm", "tril", "triu", "basic_conv",
+                      "edge_pad", "reflect_pad", "wrap_pad"})
+# the op's own case (test_abs), its variants (test_abs_example) and ranks (test_and2d)
+INCLUDE = r"^test_(" + "|".join(_PREFIXES) + r")(_.+|\d+d)?_cpu$"
 
 EXCLUDE = {
     # float8 / int4 / uint4 / float4 / string / complex / bfloat16 element types: not IR dtypes

@@ -119,4 +119,19 @@ void range(int64_t n, T start, T delta, T* out) {
     for (int64_t i = 0; i < n; ++i) out[i] = T(start + T(i) * delta);
 }
 
+// Trilu over [batch, n, m]: keeps the elements on and above diagonal k (upper) or on and
+// below it, zeroes the rest; element (i, j) is on diagonal j - i.
+template <class T>
+void trilu(bool upper, int64_t k, int64_t batch, int64_t n, int64_t m, const T* in, T* out) {
+    parallel_for(batch * n, batch * n * m > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        for (int64_t r = lo_; r < hi_; ++r) {
+            const int64_t i = r % n;
+            for (int64_t j = 0; j < m; ++j) {
+                const bool keep = upper ? j - i >= k : j - i <= k;
+                out[r * m + j] = keep ? in[r * m + j] : T(0);
+            }
+        }
+    });
+}
+
 }  // namespace ff
