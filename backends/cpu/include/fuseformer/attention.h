@@ -10,6 +10,7 @@
 // merge (Transpose [0, 2, 1, 3]) needs no copy.
 #pragma once
 
+#include <atomic>
 #include <vector>
 
 #include "core.h"
@@ -33,9 +34,8 @@ struct AttnShape {
 inline int64_t round_panel(int64_t n) { return (n + kPanel - 1) / kPanel * kPanel; }
 
 // s[r, j] = scale * sum_t q[r, t] k[j, t] for r < nq, j < nk (s rows nk apart). K's block is
-// first packed as panels of 32 keys, [nk/32][d][32], into kp.
-inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const float* q, int64_t qstride,
-                        const float* k, int64_t kstride, float* __restrict kp, float* __restrict s) {
+// packed (attn_pack_k) as panels of 32 keys, [nk/32][d][32], in kp.
+inline void attn_pack_k(int64_t nk, int64_t d, const float* k, int64_t kstride, float* __restrict kp) {
     const int64_t panels = (nk + kPanel - 1) / kPanel;
     if (nk % kPanel) std::fill(kp + (panels - 1) * d * kPanel, kp + panels * d * kPanel, 0.f);
     for (int64_t j = 0; j < nk; ++j) {  // a transpose: K's rows are read in order
@@ -43,6 +43,11 @@ inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const fl
         const float* src = k + j * kstride;
         for (int64_t t = 0; t < d; ++t) dst[t * kPanel] = src[t];
     }
+}
+
+inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const float* q, int64_t qstride,
+                        const float* __restrict kp, float* __restrict s) {
+    const int64_t panels = (nk + kPanel - 1) / kPanel;
     for (int64_t i = 0; i < nq; i += kRows) {
         const int rows = int(std::min<int64_t>(kRows, nq - i));
         for (int64_t p = 0; p < panels; ++p) {
@@ -60,10 +65,8 @@ inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const fl
 }
 
 // o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), o rows `ostride`
-// apart. V's block is packed as panels of 32 columns, [dv/32][nk][32], into vp.
-inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, const float* v,
-                        int64_t vstride, bool accumulate, float* o, int64_t ostride,
-                        float* __restrict vp) {
+// apart. V's block is packed (attn_pack_v) as panels of 32 columns, [dv/32][nk][32], in vp.
+inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride, float* __restrict vp) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
     for (int64_t p = 0; p < panels; ++p) {
         const int64_t cols = std::min<int64_t>(kPanel, dv - p * kPanel);
@@ -73,6 +76,11 @@ inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, con
             if (cols < kPanel) std::fill(dst + cols, dst + kPanel, 0.f);
         }
     }
+}
+
+inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, bool accumulate, float* o,
+                        int64_t ostride, const float* __restrict vp) {
+    const int64_t panels = (dv + kPanel - 1) / kPanel;
     float tile[kRows * kPanel];
     for (int64_t i = 0; i < nq; i += kRows) {
         const int rows = int(std::min<int64_t>(kRows, nq - i));
@@ -95,6 +103,22 @@ inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, con
     }
 }
 
+// What this thread's scratch holds packed: K's and V's block at these addresses, packed
+// during attention call `call` (addresses repeat between calls and runs, data does not).
+struct PackedKV {
+    uint64_t call = 0;
+    const float* k = nullptr;
+    const float* v = nullptr;
+    int64_t nk = -1;
+};
+
+inline PackedKV& packed_kv() {
+    static thread_local PackedKV packed;
+    return packed;
+}
+
+inline std::atomic<uint64_t> g_attention_calls{0};
+
 // floats of scratch per task: row statistics, the score block, K's and V's packed blocks
 inline int64_t attn_buffer(int64_t nq, int64_t d, int64_t dv, int64_t nk) {
     return nq * (3 + nk) + d * round_panel(nk) + round_panel(dv) * nk;
@@ -103,7 +127,7 @@ inline int64_t attn_buffer(int64_t nq, int64_t d, int64_t dv, int64_t nk) {
 // One block of query rows [i0, i0 + nq) of head h in batch b. `buf` holds at least
 // attn_buffer(nq, d, dv, min(sk, kAttnKeys)) floats.
 template <class M>
-void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_t nq, const float* q,
+void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_t nq, const float* q,
                     const int64_t* qs, const float* k, const int64_t* ks, const float* v,
                     const int64_t* vs, const M* mask, const int64_t* ms, int mask_kind, bool causal,
                     float scale, float* out, const int64_t* os, float* buf) {
@@ -116,20 +140,30 @@ void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_
     const int64_t shift = a.sk - a.sq;  // causal: key j is visible to query i when j <= i + shift
     int64_t kend = a.sk;
     if (causal) kend = std::max<int64_t>(0, std::min<int64_t>(a.sk, i0 + nq + shift));
-    float* m = buf;             // running row maximum
-    float* l = buf + nq;        // running row sum of exp(s - m)
-    float* c = buf + 2 * nq;    // per block: how much the earlier blocks shrink
-    float* s = buf + 3 * nq;    // the score block, nq x nk
+    // K's and V's packed blocks first: their place does not depend on nq, so a thread's next
+    // task on the same head (the next query block) reuses them (see PackedKV)
     const int64_t nkmax = std::min(a.sk, kAttnKeys);
-    float* kp = s + nq * nkmax;                // K's block packed, d x round_panel(nk)
-    float* vp = kp + a.d * round_panel(nkmax);  // V's block packed, round_panel(dv) x nk
+    float* kp = buf;                              // K's block packed, d x round_panel(nk)
+    float* vp = kp + a.d * round_panel(nkmax);     // V's block packed, round_panel(dv) x nk
+    float* m = vp + round_panel(a.dv) * nkmax;     // running row maximum
+    float* l = m + nq;          // running row sum of exp(s - m)
+    float* c = l + nq;          // per block: how much the earlier blocks shrink
+    float* s = c + nq;          // the score block, nq x nk
     for (int64_t r = 0; r < nq; ++r) {
         m[r] = kNegInf;
         l[r] = 0.f;
     }
     for (int64_t j0 = 0; j0 < kend; j0 += kAttnKeys) {
         const int64_t nk = std::min(kAttnKeys, kend - j0);
-        attn_scores(nq, nk, a.d, scale, qb, qs[2], kb + j0 * ks[2], ks[2], kp, s);
+        PackedKV& packed = packed_kv();
+        const float* kblock = kb + j0 * ks[2];
+        const float* vblock = vb + j0 * vs[2];
+        if (!(packed.call == call && packed.k == kblock && packed.v == vblock && packed.nk == nk)) {
+            attn_pack_k(nk, a.d, kblock, ks[2], kp);
+            attn_pack_v(nk, a.dv, vblock, vs[2], vp);
+            packed = PackedKV{call, kblock, vblock, nk};
+        }
+        attn_scores(nq, nk, a.d, scale, qb, qs[2], kp, s);
         for (int64_t r = 0; r < nq; ++r) {
             float* sr = s + r * nk;
             const int64_t i = i0 + r;
@@ -164,7 +198,7 @@ void attention_rows(const AttnShape& a, int64_t b, int64_t h, int64_t i0, int64_
                 for (int64_t t = 0; t < a.dv; ++t) orow[t] *= c[r];
             }
         }
-        attn_values(nq, nk, a.dv, s, vb + j0 * vs[2], vs[2], j0 > 0, ob, os[2], vp);
+        attn_values(nq, nk, a.dv, s, j0 > 0, ob, os[2], vp);
     }
     // a row with every key masked gives zeros, as the reference does
     for (int64_t r = 0; r < nq; ++r) {
@@ -193,6 +227,7 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
     const int64_t rows = (Sq + nblocks - 1) / nblocks;
     const int64_t tasks = B * H * nblocks;
     const int64_t work = B * H * Sq * Sk * (D + Dv + 8);
+    const uint64_t call = g_attention_calls.fetch_add(1, std::memory_order_relaxed) + 1;
     parallel_for(tasks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
         // one scratch per thread, kept between calls: a fresh (zero-filled, page-faulted)
         // vector per chunk cost more than the attention of a short sequence
@@ -203,8 +238,8 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
             const int64_t b = t / (H * nblocks), h = (t / nblocks) % H, i0 = (t % nblocks) * rows;
             const int64_t nq = std::min(rows, Sq - i0);
             if (nq > 0)
-                attention_rows(a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal, scale,
-                               out, os, buf.data());
+                attention_rows(call, a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal,
+                               scale, out, os, buf.data());
         }
     });
 }
