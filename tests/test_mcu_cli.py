@@ -30,6 +30,8 @@ def test_mcu_budget_report_verify(model_path, tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"model.c", "model.h", "manifest.json", "memory.png", "memory.txt"}
     assert "y: max abs err" in captured.out and "FAIL" not in captured.out
     assert "live bytes" in captured.out and "peak" in captured.out
+    for line in ("peak SRAM (arena)", "flash (weights)", "live there:", "TFLM greedy arena"):
+        assert line in captured.out, line
     assert f"memory timeline drawn in {out / 'memory.png'}" in captured.out
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...passes.memory.plan import MemoryPlan
+from ...passes.memory.report import format_report
 from .timeline import timeline
 
 SHORT_TABLE = 60  # rows printed by --report; memory.txt has every step
 
 
 def write_report(plan: MemoryPlan, png: Path, txt: Path | None = None, budget: int | None = None) -> str:
-    """Draw ``png``, write the full table to ``txt`` (if given) and return a short one."""
+    """Draw ``png``, write the summary and the full table to ``txt`` (if given); returns the
+    summary (peak SRAM, flash, the peak step and its live tensors) and a short table."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display, no GUI toolkit
@@ -25,8 +27,9 @@ def write_report(plan: MemoryPlan, png: Path, txt: Path | None = None, budget: i
     from matplotlib.patches import Rectangle
 
     tl = timeline(plan)
+    summary = format_report(plan)
     if txt is not None:
-        txt.write_text(tl.table() + "\n")
+        txt.write_text(summary + "\n\n" + tl.table() + "\n")
     steps = len(tl.schedule)
     kb = 1024.0
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True,
@@ -72,4 +75,4 @@ def write_report(plan: MemoryPlan, png: Path, txt: Path | None = None, budget: i
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    return tl.table(limit=SHORT_TABLE)
+    return summary + "\n\n" + tl.table(limit=SHORT_TABLE)
