@@ -77,6 +77,10 @@ def compile_mcu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
         if chunking is None:
             chunking = "auto" if budget is not None else False
         plan = plan_for(g, budget, chunking)
+    else:
+        if dims:
+            raise McuCompileError("give dims or a ready plan, not both: a plan is for a specialized graph "
+                                  "whose sizes are fixed")
     check_budget(plan, budget)
     progress(f"arena {format_size(plan.arena_bytes)}, weights {format_size(plan.flash_bytes)}; "
              f"lowering {len(plan.schedule)} steps to C99")

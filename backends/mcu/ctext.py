@@ -52,7 +52,7 @@ def c_identifier(name: str, taken: set[str], prefix: str = "") -> str:
     Runs of other characters become one ``_``; a leading digit, a keyword or an
     empty result get a ``t_`` in front; ``__`` and ``_X`` (reserved to the
     implementation) never appear; clashes get ``_2``, ``_3``, ... Uniqueness ignores
-    case, because model.h also spells each name in capitals (MODEL_INPUT_X).
+    case, because model.h also spells each name in capitals (MODEL_INPUT_INDEX_X).
     """
     base = _IDENT_BAD.sub("_", name).strip("_")
     base = re.sub(r"_+", "_", base)

@@ -64,7 +64,8 @@ def lower_program(program: Program) -> list[Emitter]:
 def ports(program: Program, prefix: str) -> tuple[list[Port], list[Port]]:
     out = []
     for kind, values in (("input", program.plan.graph.inputs), ("output", program.plan.graph.outputs)):
-        taken: set[str] = set()
+        # the fixed API beside <prefix>_<kind>_<name>(): <prefix>_input_names[] and friends
+        taken: set[str] = {"names", "shapes", "ranks"}
         group = []
         for i, v in enumerate(values):
             offset = None
@@ -112,8 +113,10 @@ def render_header(r: Rendered) -> str:
             v = port.value
             src.line("")
             src.comment(f"{kind} {port.index}: {v.name}: {v.dtype.short} {list(port.shape)}")
-            src.line(f"#define {P}_{kind.upper()}_{port.ident.upper()} {port.index}")
-            src.line(f"#define {P}_{kind.upper()}_{port.ident.upper()}_NUMEL {numel(port.shape)}")
+            # INDEX_/NUMEL_ before the name: a model name can never turn one macro into another
+            # (inputs "x" and "x_numel" would both spell <P>_INPUT_X_NUMEL with a suffix)
+            src.line(f"#define {P}_{kind.upper()}_INDEX_{port.ident.upper()} {port.index}")
+            src.line(f"#define {P}_{kind.upper()}_NUMEL_{port.ident.upper()} {numel(port.shape)}")
             src.line(f"{const}{ctype(v.dtype)}* {p}_{kind}_{port.ident}(void);")
     src.line("")
     src.line(f"// input i's data ({p}_input_names[i] names it); 0 when i is out of range")

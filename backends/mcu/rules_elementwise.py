@@ -1,7 +1,9 @@
 """Elementwise ops: tables of op -> C99 expression, mapped over (broadcast) operands by loops.emit_map.
 
-A template names its operands ``x`` (unary) or ``a``, ``b``, ``c`` (n-ary) and its
-attributes ``{alpha}``-style; attributes become exact hexadecimal float literals. A
+A unary template reads its operand as ``x``; binary ones name theirs ``{a}`` and ``{b}``
+and the C type ``{T}``, all filled in by ``str.format`` (an n-ary Sum folds the binary
+template over operands ``x0``, ``x1``, ...); attributes are ``{alpha}``-style and become
+exact hexadecimal float literals. A
 template may call ``ff_*`` helpers of the kernel library; each one named is pulled
 into model.c. Every map reads an element before it writes the same element, so an
 output the plan puts exactly over a same-shape input is correct (alias=ELEMENTWISE).
@@ -38,27 +40,29 @@ FLOAT_UNARY = {
 }
 # unary ops defined on every numeric type (T is the C type)
 ANY_UNARY = {
-    Op.Abs: "x < (T)0 ? (T)-x : x", Op.Neg: "(T)-x",
-    Op.Relu: "x < (T)0 ? (T)0 : x", Op.Sign: "(T)((x > (T)0) - (x < (T)0))",
+    Op.Abs: "x < ({T})0 ? ({T})-x : x", Op.Neg: "({T})-x",
+    Op.Relu: "x < ({T})0 ? ({T})0 : x", Op.Sign: "({T})((x > ({T})0) - (x < ({T})0))",
 }
 GELU = {
     "none": "0.5f * x * (1.0f + erff(x * 0x1.6a09e6p-1f))",
     "tanh": "0.5f * x * (1.0f + tanhf(0x1.988454p-1f * (x + 0x1.6e4e26p-5f * x * x * x)))",
 }
 
-# op -> expression of a, b in the operands' type (T)
+# op -> expression of {a}, {b} in the operands' type ({T})
 FLOAT_BINARY = {
-    Op.Add: "a + b", Op.Sub: "a - b", Op.Mul: "a * b", Op.Div: "a / b", Op.Sum: "a + b",
-    Op.Max: "ff_maxf(a, b)", Op.Min: "ff_minf(a, b)", Op.PRelu: "a < 0.0f ? a * b : a",
+    Op.Add: "{a} + {b}", Op.Sub: "{a} - {b}", Op.Mul: "{a} * {b}", Op.Div: "{a} / {b}",
+    Op.Sum: "{a} + {b}", Op.Max: "ff_maxf({a}, {b})", Op.Min: "ff_minf({a}, {b})",
+    Op.PRelu: "{a} < 0.0f ? {a} * {b} : {a}",
 }
 INT_BINARY = {
     # C's / truncates toward zero, as ONNX integer Div does
-    Op.Add: "(T)(a + b)", Op.Sub: "(T)(a - b)", Op.Mul: "(T)(a * b)", Op.Div: "(T)(a / b)",
-    Op.Sum: "(T)(a + b)", Op.Max: "a > b ? a : b", Op.Min: "a < b ? a : b",
+    Op.Add: "({T})({a} + {b})", Op.Sub: "({T})({a} - {b})", Op.Mul: "({T})({a} * {b})",
+    Op.Div: "({T})({a} / {b})", Op.Sum: "({T})({a} + {b})", Op.Max: "{a} > {b} ? {a} : {b}",
+    Op.Min: "{a} < {b} ? {a} : {b}",
 }
-LOGIC = {Op.And: "a && b", Op.Or: "a || b", Op.Xor: "(a != 0) != (b != 0)"}
-COMPARE = {Op.Equal: "a == b", Op.Less: "a < b", Op.LessOrEqual: "a <= b", Op.Greater: "a > b",
-           Op.GreaterOrEqual: "a >= b"}
+LOGIC = {Op.And: "{a} && {b}", Op.Or: "{a} || {b}", Op.Xor: "({a} != 0) != ({b} != 0)"}
+COMPARE = {Op.Equal: "{a} == {b}", Op.Less: "{a} < {b}", Op.LessOrEqual: "{a} <= {b}",
+           Op.Greater: "{a} > {b}", Op.GreaterOrEqual: "{a} >= {b}"}
 _HELPER = re.compile(r"\bff_\w+")
 
 
@@ -84,7 +88,7 @@ def unary(e: Emitter) -> None:
         else:
             expr = FLOAT_UNARY[op].format(**_attr_literals(e.attrs))
     elif op in ANY_UNARY and x.dtype is not DType.BOOL:
-        expr = ANY_UNARY[op].replace("T", ctype(x.dtype))
+        expr = ANY_UNARY[op].format(T=ctype(x.dtype))
     else:
         raise e.unsupported(f"{op.value} on {x.dtype.short}")
     _map(e, [("x", x)], expr)
@@ -116,25 +120,24 @@ def nary(e: Emitter) -> None:
     t = ins[0].dtype
     if any(v.dtype is not t for v in ins):
         raise e.unsupported(f"{op.value} of mixed types {[v.dtype.short for v in ins]}")
-    names = [chr(ord("a") + k) for k in range(len(ins))]
+    names = [f"x{k}" for k in range(len(ins))]
     if op in LOGIC or op in COMPARE:
         table = LOGIC if op in LOGIC else COMPARE
         if op in LOGIC and t is not DType.BOOL:
             raise e.unsupported(f"{op.value} on {t.short}")
-        _map(e, list(zip(names, ins)), table[op])
+        _map(e, list(zip(names, ins)), table[op].format(a=names[0], b=names[1]))
         return
     fold = Op.Add if op is Op.Mean else op
     if t is DType.FLOAT:
         template = FLOAT_BINARY[fold]
     elif t is not DType.BOOL and not t.is_float and fold in INT_BINARY:
-        template = INT_BINARY[fold].replace("T", ctype(t))
+        template = INT_BINARY[fold]
     else:
         raise e.unsupported(f"{op.value} on {t.short}")
     expr = names[0]
-    for name in names[1:]:
-        # substitute both operands at once: a name inside the running expression stays put
+    for name in names[1:]:  # n-ary Sum/Max/Min/Mean: ((x0 op x1) op x2) ...
         lhs = expr if expr == names[0] else f"({expr})"
-        expr = re.sub(r"\b[ab]\b", lambda m, lhs=lhs, rhs=name: lhs if m.group() == "a" else rhs, template)
+        expr = template.format(a=lhs, b=name, T=ctype(t))
     if op is Op.Mean:
         if t is not DType.FLOAT:
             raise e.unsupported(f"Mean on {t.short}")
@@ -159,9 +162,8 @@ def mod(e: Emitter) -> None:
     elif not a.dtype.is_float and a.dtype is not DType.BOOL:
         t = ctype(a.dtype)
         # C's % takes the dividend's sign; fmod=0 wants the divisor's (Python %)
-        expr = "(T)(a % b)" if e.attrs.fmod else \
-               "(T)((a % b) != 0 && (((a % b) < 0) != (b < 0)) ? (a % b) + b : (a % b))"
-        expr = expr.replace("T", t)
+        expr = ("({T})(a % b)" if e.attrs.fmod else
+                "({T})((a % b) != 0 && (((a % b) < 0) != (b < 0)) ? (a % b) + b : (a % b))").format(T=t)
     else:
         raise e.unsupported(f"Mod on {a.dtype.short}")
     _map(e, [("a", a), ("b", b)], expr)

@@ -128,7 +128,7 @@ def batch_norm(e: Emitter) -> None:
             e.line(f"{e.ptr(y)}[at + {p}] = ({e.ptr(x)}[at + {p}] - m) * a + z;")
 
 
-# op -> (initial, accumulate, finish); T is the C type, {n} the count of reduced elements
+# op -> (initial, accumulate, finish); {T} is the C type, {n} the count of reduced elements
 FLOAT_REDUCE = {
     Op.ReduceSum: ("0.0f", "acc + x", "acc"),
     Op.ReduceMean: ("0.0f", "acc + x", "acc / (float){n}"),
@@ -142,14 +142,14 @@ FLOAT_REDUCE = {
     Op.ReduceLogSum: ("0.0f", "acc + x", "logf(acc)"),
 }
 INT_REDUCE = {
-    Op.ReduceSum: ("0", "(T)(acc + x)", "acc"),
+    Op.ReduceSum: ("0", "({T})(acc + x)", "acc"),
     # the integer mean truncates toward zero, as C's / does
-    Op.ReduceMean: ("0", "(T)(acc + x)", "(T)(acc / {n})"),
+    Op.ReduceMean: ("0", "({T})(acc + x)", "({T})(acc / {n})"),
     Op.ReduceMax: ("{lowest}", "x > acc ? x : acc", "acc"),
     Op.ReduceMin: ("{highest}", "x < acc ? x : acc", "acc"),
-    Op.ReduceProd: ("1", "(T)(acc * x)", "acc"),
-    Op.ReduceL1: ("0", "(T)(acc + (x < 0 ? -x : x))", "acc"),
-    Op.ReduceSumSquare: ("0", "(T)(acc + x * x)", "acc"),
+    Op.ReduceProd: ("1", "({T})(acc * x)", "acc"),
+    Op.ReduceL1: ("0", "({T})(acc + (x < 0 ? -x : x))", "acc"),
+    Op.ReduceSumSquare: ("0", "({T})(acc + x * x)", "acc"),
 }
 
 
@@ -208,8 +208,9 @@ def reduce(e: Emitter) -> None:
         init, step, finish = FLOAT_REDUCE[op]
     elif op in INT_REDUCE and not x.dtype.is_float and x.dtype is not DType.BOOL:
         info = np.iinfo(x.dtype.numpy)
-        init, step, finish = (s.replace("T", t) for s in INT_REDUCE[op])
-        init = init.format(lowest=c_scalar(info.min, x.dtype), highest=c_scalar(info.max, x.dtype))
+        lowest, highest = c_scalar(info.min, x.dtype), c_scalar(info.max, x.dtype)
+        init, step, finish = (s.format(T=t, n="{n}", lowest=lowest, highest=highest)
+                              for s in INT_REDUCE[op])
     else:
         raise e.unsupported(f"{op.value} on {x.dtype.short}")
     emit_reduce(e, x, y, reduced_view(e, shape, axes), init, step, finish, t)

@@ -164,3 +164,23 @@ def test_kernel_library_compiles_on_its_own(tmp_path):
     (tmp_path / "lib.c").write_text(text + "\n")
     subprocess.run(["gcc", *STRICT, "-Wno-unused-function", "-c", str(tmp_path / "lib.c"), "-o",
                     str(tmp_path / "lib.o")], check=True)
+
+
+@needs_gcc
+def test_port_names_never_collide_with_the_api(tmp_path):
+    # inputs named like the fixed API ("names") or like another port's macro ("x" and
+    # "x_numel") once gave a redefined macro or a clash with model_input_names[]; and an
+    # n-ary Sum of 30 inputs once ran out of single-letter operand names
+    g = Graph("ports")
+    xs = [g.add_input(name, F32, (2, 3)) for name in ("x", "x_numel", "names", "shapes")]
+    more = [g.add_input(f"in{k}", F32, (2, 3)) for k in range(26)]
+    total = g.make_node(Op.Sum, xs + more).output
+    g.outputs.append(g.make_node(Op.Relu, [total], output_names=["ranks"]).output)
+    feeds = {v.name: randn(RNG, 2, 3) for v in g.inputs}
+    path = check_against_interpreter(g, feeds, tmp_path / "art", plan=naive_plan(g))
+    header = (path / "model.h").read_text()
+    macros = re.findall(r"^#define (\w+) ", header, re.M)
+    assert len(macros) == len(set(macros))
+    assert "MODEL_INPUT_INDEX_X " in header and "MODEL_INPUT_NUMEL_X_NUMEL " in header
+    functions = re.findall(r"\b(model_\w+)\(void\);", header)
+    assert "model_input_names" not in functions and "model_output_ranks" not in functions
