@@ -25,9 +25,12 @@ typedef float v16f __attribute__((vector_size(64), aligned(4)));  // aligned(4):
 constexpr int64_t kPanel = 32;
 constexpr int kRows = 12;
 
-template <int MR>
+// MR rows x (16 * NV) columns of a panel: NV = 2 for a full panel, 1 for a tail of at most
+// 16 columns (a 65-token attention's last key, a 16-wide head), which then costs half.
+template <int MR, int NV>
 inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
                         const float* __restrict w, float* __restrict c, int64_t ldc, int64_t cols) {
+    static_assert(NV == 1 || NV == 2, "a panel is 32 floats: one or two 16-float vectors");
     v16f lo[MR], hi[MR];
     for (int r = 0; r < MR; ++r) {
         lo[r] = v16f{};
@@ -35,12 +38,17 @@ inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
     }
     for (int64_t p = 0; p < k; ++p) {
         const v16f w0 = *reinterpret_cast<const v16f*>(w + p * kPanel);
-        const v16f w1 = *reinterpret_cast<const v16f*>(w + p * kPanel + 16);
+        if constexpr (NV == 2) {
+            const v16f w1 = *reinterpret_cast<const v16f*>(w + p * kPanel + 16);
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) {
-            const float s = a[r * lda + p];
-            lo[r] += w0 * s;
-            hi[r] += w1 * s;
+            for (int r = 0; r < MR; ++r) {
+                const float s = a[r * lda + p];
+                lo[r] += w0 * s;
+                hi[r] += w1 * s;
+            }
+        } else {
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; ++r) lo[r] += w0 * a[r * lda + p];
         }
     }
     for (int r = 0; r < MR; ++r) {
@@ -50,28 +58,35 @@ inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
         } else {
             float t[kPanel];
             std::memcpy(t, &lo[r], sizeof(v16f));
-            std::memcpy(t + 16, &hi[r], sizeof(v16f));
+            if constexpr (NV == 2) std::memcpy(t + 16, &hi[r], sizeof(v16f));
             std::memcpy(c + r * ldc, t, size_t(cols) * sizeof(float));
         }
     }
 }
 
+template <int NV>
+inline void packed_tile_n(int rows, int64_t k, const float* a, int64_t lda, const float* w, float* c,
+                          int64_t ldc, int64_t cols) {
+    switch (rows) {
+        case 12: packed_tile<12, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 11: packed_tile<11, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 10: packed_tile<10, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 9: packed_tile<9, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 8: packed_tile<8, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 7: packed_tile<7, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 6: packed_tile<6, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 5: packed_tile<5, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 4: packed_tile<4, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 3: packed_tile<3, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 2: packed_tile<2, NV>(k, a, lda, w, c, ldc, cols); break;
+        default: packed_tile<1, NV>(k, a, lda, w, c, ldc, cols); break;
+    }
+}
+
 inline void packed_tile_rows(int rows, int64_t k, const float* a, int64_t lda, const float* w,
                              float* c, int64_t ldc, int64_t cols) {
-    switch (rows) {
-        case 12: packed_tile<12>(k, a, lda, w, c, ldc, cols); break;
-        case 11: packed_tile<11>(k, a, lda, w, c, ldc, cols); break;
-        case 10: packed_tile<10>(k, a, lda, w, c, ldc, cols); break;
-        case 9: packed_tile<9>(k, a, lda, w, c, ldc, cols); break;
-        case 8: packed_tile<8>(k, a, lda, w, c, ldc, cols); break;
-        case 7: packed_tile<7>(k, a, lda, w, c, ldc, cols); break;
-        case 6: packed_tile<6>(k, a, lda, w, c, ldc, cols); break;
-        case 5: packed_tile<5>(k, a, lda, w, c, ldc, cols); break;
-        case 4: packed_tile<4>(k, a, lda, w, c, ldc, cols); break;
-        case 3: packed_tile<3>(k, a, lda, w, c, ldc, cols); break;
-        case 2: packed_tile<2>(k, a, lda, w, c, ldc, cols); break;
-        default: packed_tile<1>(k, a, lda, w, c, ldc, cols); break;
-    }
+    if (cols <= 16) packed_tile_n<1>(rows, k, a, lda, w, c, ldc, cols);
+    else packed_tile_n<2>(rows, k, a, lda, w, c, ldc, cols);
 }
 
 template <int A>
