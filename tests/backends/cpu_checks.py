@@ -41,3 +41,13 @@ def check_against_interpreter(graph, feeds, dims, out_dir, **tol):
 
 def randn(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
+
+
+def out(g, op, inputs, attrs=None, n=1):
+    """Add a node to ``g``; its output (or outputs, for n > 1)."""
+    node = g.make_node(op, inputs, attrs, num_outputs=n)
+    return node.output if n == 1 else node.outputs
+
+
+def ret(g, *values):
+    g.outputs.extend(values)

@@ -13,20 +13,11 @@ from fuseformer.ir import attrs as A
 from fuseformer.runtime import load
 from fuseformer.runtime.session import RunError
 
-from .cpu_checks import check_against_interpreter, randn
+from .cpu_checks import check_against_interpreter, out, randn, ret
 
 B, S = Sym("batch"), Sym("seq")
 F32 = DType.FLOAT
 RNG = np.random.default_rng(7)
-
-
-def out(g, op, inputs, attrs=None, n=1):
-    node = g.make_node(op, inputs, attrs, num_outputs=n)
-    return node.output if n == 1 else node.outputs
-
-
-def ret(g, *values):
-    g.outputs.extend(values)
 
 
 def test_unary_and_broadcast_binary(tmp_path):

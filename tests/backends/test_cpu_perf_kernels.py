@@ -16,15 +16,11 @@ from fuseformer.ir import attrs as A
 from fuseformer.runtime import load
 from fuseformer.runtime.artifact import ArtifactError
 
-from .cpu_checks import check_against_interpreter, compile_and_run, randn
+from .cpu_checks import check_against_interpreter, compile_and_run, out, randn
 
 B, S = Sym("batch"), Sym("seq")
 F32 = DType.FLOAT
 RNG = np.random.default_rng(11)
-
-
-def out(g, op, inputs, attrs=None):
-    return g.make_node(op, inputs, attrs).output
 
 
 def test_attention_many_blocks(tmp_path):

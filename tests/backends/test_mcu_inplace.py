@@ -16,16 +16,11 @@ from fuseformer.ir import DType, Graph, Op
 from fuseformer.ir import attrs as A
 from fuseformer.passes.memory.plan import MemoryPlan, Placement, value_bytes
 
-from .mcu_checks import check_against_interpreter, needs_gcc, randn
+from .mcu_checks import check_against_interpreter, needs_gcc, out, randn
 
 pytestmark = needs_gcc
 F32 = DType.FLOAT
 RNG = np.random.default_rng(5)
-
-
-def out(g, op, inputs, attrs=None, n=1):
-    node = g.make_node(op, inputs, attrs, num_outputs=n)
-    return node.output if n == 1 else node.outputs
 
 
 def plan_of(g: Graph, offsets: dict) -> MemoryPlan:

@@ -16,20 +16,11 @@ from fuseformer.ir import attrs as A
 from fuseformer.ir.errors import ModelError
 from fuseformer.ir.shape import Sym
 
-from .mcu_checks import check_against_interpreter, needs_gcc, randn
+from .mcu_checks import check_against_interpreter, needs_gcc, out, randn, ret
 
 pytestmark = needs_gcc
 F32 = DType.FLOAT
 RNG = np.random.default_rng(11)
-
-
-def out(g, op, inputs, attrs=None, n=1):
-    node = g.make_node(op, inputs, attrs, num_outputs=n)
-    return node.output if n == 1 else node.outputs
-
-
-def ret(g, *values):
-    g.outputs.extend(values)
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the reference's log(0), 1/0
