@@ -13,11 +13,13 @@ at load instead of computing garbage.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,31 @@ def staging_dir(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
 
 
+@contextlib.contextmanager
+def staged_directory(out_dir: Path, before_commit: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """A staging directory to write an artifact into; committed to ``out_dir`` when the block
+    and ``before_commit(staging)`` (e.g. a numerical check) succeed, removed in any case.
+
+    Whether ``out_dir`` may be replaced is checked before any work, so a refusal costs nothing.
+    """
+    _check_replaceable(out_dir)
+    tmp = staging_dir(out_dir)
+    try:
+        yield tmp
+        if before_commit is not None:
+            before_commit(tmp)
+        commit_directory(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    if out_dir.exists() or out_dir.is_symlink():
+        is_artifact = out_dir.is_dir() and (out_dir / MANIFEST).is_file()
+        if not is_artifact and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+            raise ArtifactError(f"{out_dir} exists and is not a fuseformer artifact; not replacing it")
+
+
 def commit_directory(tmp: Path, out_dir: Path) -> None:
     """Move the finished ``tmp`` to ``out_dir``, replacing an earlier artifact there.
 
@@ -107,9 +134,7 @@ def commit_directory(tmp: Path, out_dir: Path) -> None:
     ``out_dir`` is left alone and refused.
     """
     if out_dir.exists() or out_dir.is_symlink():
-        is_artifact = out_dir.is_dir() and (out_dir / MANIFEST).is_file()
-        if not is_artifact and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-            raise ArtifactError(f"{out_dir} exists and is not a fuseformer artifact; not replacing it")
+        _check_replaceable(out_dir)
         old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
         os.replace(out_dir, old / "artifact")
         try:

@@ -19,8 +19,7 @@ import numpy as np
 from ... import __version__
 from ...ir.graph import Graph
 from ...ir.value import Value
-from ...runtime.artifact import (FORMAT_VERSION, commit_directory, sha256_file, staging_dir,
-                                 write_manifest)
+from ...runtime.artifact import FORMAT_VERSION, sha256_file, staged_directory, write_manifest
 from .build import build_library
 from .errors import CpuCompileError
 from .lowering import lower_graph
@@ -65,8 +64,7 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
              f"{', '.join(f'{k}={v}' for k, v in maxima.items()) or 'static shapes'}")
 
     out_dir = Path(out_dir)
-    tmp = staging_dir(out_dir)
-    try:
+    with staged_directory(out_dir, before_commit) as tmp:
         offsets = _write_weights(prog, tmp / WEIGHTS)
         source, status = render_program(prog, offsets, profile=profile)
         (tmp / SOURCE).write_text(source)
@@ -74,11 +72,6 @@ def compile_cpu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
         shutil.copyfile(lib.path, tmp / LIBRARY)
         manifest = _manifest(prog, tmp, status, lib, threads, portable, profile)
         write_manifest(tmp, manifest)
-        if before_commit is not None:
-            before_commit(tmp)
-        commit_directory(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     progress(f"wrote {out_dir}")
     return out_dir
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from ...ir.graph import Graph
 from ...ir.specialize import specialize
 from ...passes.memory import MemoryBudgetError, plan_memory
 from ...passes.memory.plan import MemoryPlan, value_bytes
-from ...runtime.artifact import FORMAT_VERSION, commit_directory, sha256_file, staging_dir, write_manifest
+from ...runtime.artifact import FORMAT_VERSION, sha256_file, staged_directory, write_manifest
 from .budget import check_budget, format_size
 from .ctext import ctype
 from .errors import BudgetError, McuCompileError
@@ -90,8 +89,7 @@ def compile_mcu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
     rendered = Rendered(program, steps, inputs, outputs, prefix)
 
     out_dir = Path(out_dir)
-    tmp = staging_dir(out_dir)
-    try:
+    with staged_directory(out_dir, before_commit) as tmp:
         (tmp / HEADER).write_text(render_header(rendered))
         progress(f"writing {len(program.constants)} weight arrays to {SOURCE}")
         with open(tmp / SOURCE, "w") as f:
@@ -103,11 +101,6 @@ def compile_mcu(graph: Graph, out_dir: str | os.PathLike, dims: Mapping[str, int
             if on_report is not None:
                 on_report(table)
         write_manifest(tmp, _manifest(rendered, tmp, budget, report))
-        if before_commit is not None:
-            before_commit(tmp)
-        commit_directory(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     progress(f"wrote {out_dir}")
     return out_dir
 
