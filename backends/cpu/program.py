@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ...ir.analysis import liveness
 from ...ir.graph import Graph
 from ...ir.value import Value
 from .errors import ShapeError
 from .lowering import Ctx, Info, Step
+from .packing import PANEL, pack_panels
 from .planner import Buffer, check, plan
 from .symexpr import Bounds, Expr
 
@@ -48,10 +51,6 @@ class Program:
 
     def weight_array(self, v: Value):
         """The bytes of weight ``v`` as the kernels read them (packed for packed_gemm.h or not)."""
-        import numpy as np
-
-        from .packing import pack_panels
-
         arr = v.const.numpy()
         if id(v) in self.ctx.packed:
             return pack_panels(arr)
@@ -60,7 +59,7 @@ class Program:
     def weight_nbytes(self, v: Value) -> int:
         if id(v) in self.ctx.packed:
             k, n = v.const.shape
-            return k * -(-n // 32) * 32 * v.const.dtype.itemsize
+            return k * -(-n // PANEL) * PANEL * v.const.dtype.itemsize
         return v.const.nbytes
 
     def root(self, v: Value) -> Value:
