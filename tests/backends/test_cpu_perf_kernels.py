@@ -227,3 +227,41 @@ def test_linear_packed_weights(tmp_path, monkeypatch, packed):
         path = check_against_interpreter(g, feeds, {"batch": 31}, tmp_path / f"art{rows}")
     source = (path / "model.cpp").read_text()
     assert ("ff::packed_linear(" in source) == (packed == "1")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_split_paths(tmp_path, threads):
+    # a narrow model (width <= 256) splits norms, Linears (small packed weights) and batch-1
+    # attention by row ranges on multiples of 12 rows (pool.h parallel_rows); 101 rows
+    # leave a partial register tile, 63 and 40 columns a partial vector in the norms
+    g = Graph("row_split")
+    x = g.add_input("x", F32, (B, S, 63))
+    h = g.add_input("h", F32, (B, S, 40))
+    q = g.add_input("q", F32, (B, 4, S, 16))
+    k = g.add_input("k", F32, (B, 4, S, 16))
+    v = g.add_input("v", F32, (B, 4, S, 16))
+    keep = g.add_input("keep", DType.BOOL, (B, 1, 1, S))
+    gamma, beta = g.add_constant(randn(RNG, 40), "gamma"), g.add_constant(randn(RNG, 40), "beta")
+    w, bias = g.add_constant(randn(RNG, 63, 96) * 0.1, "w"), g.add_constant(randn(RNG, 96), "bias")
+    res = g.add_input("res", F32, (B, S, 96))
+    g.outputs.extend([
+        out(g, Op.CRMSNorm, [x], A.CRMSNormAttrs(dim=64)),
+        out(g, Op.RMSNorm, [x, g.add_constant(randn(RNG, 63), "scale")]),
+        out(g, Op.LayerNormalization, [h, gamma, beta], A.LayerNormalizationAttrs(epsilon=1e-5)),
+        out(g, Op.Linear, [x, w, bias, res], A.LinearAttrs(activation="gelu")),
+        out(g, Op.Attention, [q, k, v]),
+        out(g, Op.Attention, [q, k, v, keep], A.AttentionAttrs(mask_kind="bool", causal=1)),
+    ])
+    s = 101
+    mask = RNG.random((1, 1, 1, s)) < 0.7
+    feeds = {"x": randn(RNG, 1, s, 63) * 2 + 0.5, "h": randn(RNG, 1, s, 40) * 3 + 1,
+             "q": randn(RNG, 1, 4, s, 16), "k": randn(RNG, 1, 4, s, 16), "v": randn(RNG, 1, 4, s, 16),
+             "keep": mask, "res": randn(RNG, 1, s, 96)}
+    path = compile_cpu(g, tmp_path / "art", {"batch": 1, "seq": s})
+    from fuseformer.ir.interpreter import run
+
+    with load(path, threads=threads) as session:
+        got = session.run(feeds)
+    want = run(g, feeds)
+    for name, ref in want.items():
+        np.testing.assert_allclose(got[name], ref, atol=1e-4, rtol=1e-4, err_msg=name)

@@ -23,6 +23,8 @@ enum MaskKind : int { kNoMask = 0, kBoolMask, kAddMask };
 
 constexpr int64_t kAttnRows = 64;   // query rows per task
 constexpr int64_t kAttnKeys = 512;  // keys per block: a 64 x 512 score block is 128 KiB (L2)
+// models at most this wide (heads x head width) split attention by query rows (parallel_rows)
+constexpr int64_t kRowAffineWidth = 256;
 
 struct AttnShape {
     int64_t b, h, kvh, sq, sk, d, dv;
@@ -33,39 +35,81 @@ struct AttnShape {
 // 65-token ViT) and plain loops pay their loop overhead per 16-float row.
 inline int64_t round_panel(int64_t n) { return (n + kPanel - 1) / kPanel * kPanel; }
 
-// s[r, j] = scale * sum_t q[r, t] k[j, t] for r < nq, j < nk (s rows nk apart). K's block is
-// packed (attn_pack_k) as panels of 32 keys, [nk/32][d][32], in kp.
-inline void attn_pack_k(int64_t nk, int64_t d, const float* k, int64_t kstride, float* __restrict kp) {
+// K's block packed as panels of 32 keys, [nk/32][d][32], times the softmax scale (so the
+// scores come out scaled: one pass over them fewer).
+inline void attn_pack_k(int64_t nk, int64_t d, const float* k, int64_t kstride, float scale,
+                        float* __restrict kp) {
     const int64_t panels = (nk + kPanel - 1) / kPanel;
     if (nk % kPanel) std::fill(kp + (panels - 1) * d * kPanel, kp + panels * d * kPanel, 0.f);
     for (int64_t j = 0; j < nk; ++j) {  // a transpose: K's rows are read in order
         float* dst = kp + (j / kPanel) * d * kPanel + j % kPanel;
         const float* src = k + j * kstride;
-        for (int64_t t = 0; t < d; ++t) dst[t * kPanel] = src[t];
+        for (int64_t t = 0; t < d; ++t) dst[t * kPanel] = src[t] * scale;
     }
 }
 
-inline void attn_scores(int64_t nq, int64_t nk, int64_t d, float scale, const float* q, int64_t qstride,
-                        const float* __restrict kp, float* __restrict s) {
+// s[r, j] = sum_t q[r, t] (scale k[j, t]) for r < nq, j < nk (s rows `ns` apart), from K's
+// block packed by attn_pack_k in kp.
+inline void attn_scores(int64_t nq, int64_t nk, int64_t d, const float* q, int64_t qstride,
+                        const float* __restrict kp, float* __restrict s, int64_t ns) {
     const int64_t panels = (nk + kPanel - 1) / kPanel;
     for (int64_t i = 0; i < nq; i += kRows) {
         const int rows = int(std::min<int64_t>(kRows, nq - i));
         for (int64_t p = 0; p < panels; ++p) {
             const int64_t cols = std::min<int64_t>(kPanel, nk - p * kPanel);
-            float* c = s + i * nk + p * kPanel;
+            float* c = s + i * ns + p * kPanel;
             if (d == 0) {
-                for (int r = 0; r < rows; ++r) std::fill(c + r * nk, c + r * nk + cols, 0.f);
+                for (int r = 0; r < rows; ++r) std::fill(c + r * ns, c + r * ns + cols, 0.f);
                 continue;
             }
-            packed_tile_rows(rows, d, q + i * qstride, qstride, kp + p * d * kPanel, c, nk, cols);
-            for (int r = 0; r < rows; ++r)
-                for (int64_t jj = 0; jj < cols; ++jj) c[r * nk + jj] *= scale;
+            // the padded columns up to ns are written too (K's padding is zero): whole
+            // vectors, which the softmax pass reads back from the store buffer
+            const int64_t width = std::min<int64_t>(kPanel, ns - p * kPanel);
+            if (cols <= 16) packed_tile_n<1>(rows, d, q + i * qstride, qstride, kp + p * d * kPanel, c, ns, width);
+            else packed_tile_n<2>(rows, d, q + i * qstride, qstride, kp + p * d * kPanel, c, ns, width);
         }
     }
 }
 
-// o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), o rows `ostride`
-// apart. V's block is packed (attn_pack_v) as panels of 32 columns, [dv/32][nk][32], in vp.
+// The score row's width rounded up to whole vectors: the softmax pass then runs on whole
+// 16-float vectors only, the last one's lanes past the row's end selected away in registers
+// (a store of -inf into them, read back at once, would stall on store forwarding).
+inline int64_t round_vec(int64_t n) { return (n + kVec - 1) / kVec * kVec; }
+
+// lanes of the vector at x + i that lie before n
+inline v16i lanes_before(int64_t n, int64_t i) {
+    return v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < int32_t(n - i);
+}
+
+// max of x[0..n) (x readable to round_vec(n)); NaN is skipped as by a scalar max
+inline float row_max(int64_t n, const float* __restrict x) {
+    v16f acc = vsplat(-std::numeric_limits<float>::infinity());
+    int64_t i = 0;
+    for (; i + kVec <= n; i += kVec) acc = vmax(vload(x + i), acc);
+    if (i < n) acc = vmax(lanes_before(n, i) ? vload(x + i) : acc, acc);
+    return hmax(acc);
+}
+
+// x[j] = exp(x[j] - m) for j < n, 0 up to round_vec(n); m >= max(x); returns the sum
+inline float row_exp_sum(int64_t n, float* __restrict x, float m) {
+    const v16f mv = vsplat(m);
+    v16f acc{};
+    int64_t i = 0;
+    for (; i + kVec <= n; i += kVec) {
+        const v16f e = vexp_nonpos(vload(x + i) - mv);
+        vstore(x + i, e);
+        acc += e;
+    }
+    if (i < n) {
+        const v16f e = lanes_before(n, i) ? vexp_nonpos(vload(x + i) - mv) : v16f{};
+        vstore(x + i, e);
+        acc += e;
+    }
+    return hsum(acc);
+}
+
+// o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), p rows `ns` and
+// o rows `ostride` apart. V's block is packed (attn_pack_v) as panels of 32 columns, [dv/32][nk][32], in vp.
 inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride, float* __restrict vp) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
     for (int64_t p = 0; p < panels; ++p) {
@@ -78,8 +122,8 @@ inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride,
     }
 }
 
-inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, bool accumulate, float* o,
-                        int64_t ostride, const float* __restrict vp) {
+inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, int64_t ns, bool accumulate,
+                        float* o, int64_t ostride, const float* __restrict vp) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
     float tile[kRows * kPanel];
     for (int64_t i = 0; i < nq; i += kRows) {
@@ -93,10 +137,10 @@ inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, boo
                 continue;
             }
             if (!accumulate) {
-                packed_tile_rows(rows, nk, pm + i * nk, nk, vp + p * nk * kPanel, c, ostride, cols);
+                packed_tile_rows(rows, nk, pm + i * ns, ns, vp + p * nk * kPanel, c, ostride, cols);
                 continue;
             }
-            packed_tile_rows(rows, nk, pm + i * nk, nk, vp + p * nk * kPanel, tile, kPanel, cols);
+            packed_tile_rows(rows, nk, pm + i * ns, ns, vp + p * nk * kPanel, tile, kPanel, cols);
             for (int r = 0; r < rows; ++r)
                 for (int64_t tt = 0; tt < cols; ++tt) c[r * ostride + tt] += tile[r * kPanel + tt];
         }
@@ -121,7 +165,7 @@ inline std::atomic<uint64_t> g_attention_calls{0};
 
 // floats of scratch per task: row statistics, the score block, K's and V's packed blocks
 inline int64_t attn_buffer(int64_t nq, int64_t d, int64_t dv, int64_t nk) {
-    return nq * (3 + nk) + d * round_panel(nk) + round_panel(dv) * nk;
+    return nq * (3 + round_vec(nk)) + d * round_panel(nk) + round_panel(dv) * nk;
 }
 
 // One block of query rows [i0, i0 + nq) of head h in batch b. `buf` holds at least
@@ -148,7 +192,7 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
     float* m = vp + round_panel(a.dv) * nkmax;     // running row maximum
     float* l = m + nq;          // running row sum of exp(s - m)
     float* c = l + nq;          // per block: how much the earlier blocks shrink
-    float* s = c + nq;          // the score block, nq x nk
+    float* s = c + nq;          // the score block, nq x round_vec(nk)
     for (int64_t r = 0; r < nq; ++r) {
         m[r] = kNegInf;
         l[r] = 0.f;
@@ -159,13 +203,14 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
         const float* kblock = kb + j0 * ks[2];
         const float* vblock = vb + j0 * vs[2];
         if (!(packed.call == call && packed.k == kblock && packed.v == vblock && packed.nk == nk)) {
-            attn_pack_k(nk, a.d, kblock, ks[2], kp);
+            attn_pack_k(nk, a.d, kblock, ks[2], scale, kp);
             attn_pack_v(nk, a.dv, vblock, vs[2], vp);
             packed = PackedKV{call, kblock, vblock, nk};
         }
-        attn_scores(nq, nk, a.d, scale, qb, qs[2], kp, s);
+        const int64_t ns = round_vec(nk);
+        attn_scores(nq, nk, a.d, qb, qs[2], kp, s, ns);
         for (int64_t r = 0; r < nq; ++r) {
-            float* sr = s + r * nk;
+            float* sr = s + r * ns;
             const int64_t i = i0 + r;
             if (mask_kind != kNoMask) {
                 const M* mr = mask + b * ms[0] + h * ms[1] + i * ms[2] + j0 * ms[3];
@@ -179,16 +224,15 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
             if (causal) {
                 for (int64_t j = std::max<int64_t>(0, i + shift + 1 - j0); j < nk; ++j) sr[j] = kNegInf;
             }
-            const float mnew = std::max(m[r], max_lanes(nk, sr));
+            const float mnew = std::max(m[r], row_max(nk, sr));
             if (mnew == kNegInf) {
                 // nothing visible yet: the row's probabilities are all zero so far
-                std::fill(sr, sr + nk, 0.f);
+                std::fill(sr, sr + ns, 0.f);
                 c[r] = 1.f;
                 continue;
             }
-            c[r] = exp_fast(m[r] - mnew);  // exp(-inf) = 0 on the first visible block
-            for (int64_t j = 0; j < nk; ++j) sr[j] = exp_fast(sr[j] - mnew);
-            l[r] = l[r] * c[r] + sum_lanes(nk, sr);
+            c[r] = m[r] == kNegInf ? 0.f : exp_fast(m[r] - mnew);  // 0 on the first visible block
+            l[r] = l[r] * c[r] + row_exp_sum(nk, sr, mnew);
             m[r] = mnew;
         }
         if (j0 > 0) {
@@ -198,7 +242,7 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
                 for (int64_t t = 0; t < a.dv; ++t) orow[t] *= c[r];
             }
         }
-        attn_values(nq, nk, a.dv, s, j0 > 0, ob, os[2], vp);
+        attn_values(nq, nk, a.dv, s, ns, j0 > 0, ob, os[2], vp);
     }
     // a row with every key masked gives zeros, as the reference does
     for (int64_t r = 0; r < nq; ++r) {
@@ -222,24 +266,41 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
                const int64_t* vs, const M* mask, const int64_t* ms, int mask_kind, bool causal,
                float scale, float* out, const int64_t* os) {
     const AttnShape a{B, H, KVH, Sq, Sk, D, Dv};
-    // query blocks of equal size (65 rows make two blocks of 33 and 32, not 64 and 1)
-    const int64_t nblocks = std::max<int64_t>(1, (Sq + kAttnRows - 1) / kAttnRows);
-    const int64_t rows = (Sq + nblocks - 1) / nblocks;
-    const int64_t tasks = B * H * nblocks;
     const int64_t work = B * H * Sq * Sk * (D + Dv + 8);
     const uint64_t call = g_attention_calls.fetch_add(1, std::memory_order_relaxed) + 1;
-    parallel_for(tasks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
-        // one scratch per thread, kept between calls: a fresh (zero-filled, page-faulted)
-        // vector per chunk cost more than the attention of a short sequence
+    // one scratch per thread, kept between calls: a fresh (zero-filled, page-faulted)
+    // vector per task cost more than the attention of a short sequence
+    auto scratch = [&](int64_t rows) {
         static thread_local std::vector<float> buf;
         const size_t need = size_t(attn_buffer(rows, D, Dv, std::min(Sk, kAttnKeys)));
         if (buf.size() < need) buf.resize(need);
+        return buf.data();
+    };
+    auto run = [&](int64_t b, int64_t h, int64_t i0, int64_t nq, float* buf) {
+        attention_rows(call, a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal, scale,
+                       out, os, buf);
+    };
+    if (B == 1 && H * Dv <= kRowAffineWidth) {
+        // a narrow model's Linears split their rows between the threads (packed_linear): the
+        // query rows split the same way, so each thread's output rows stay in its cache
+        parallel_rows(Sq, kRowAlign, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+            const int64_t nblocks = (hi_ - lo_ + kAttnRows - 1) / kAttnRows;
+            const int64_t rows = (hi_ - lo_ + nblocks - 1) / nblocks;
+            float* buf = scratch(rows);
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t i0 = lo_; i0 < hi_; i0 += rows) run(0, h, i0, std::min(rows, hi_ - i0), buf);
+        });
+        return;
+    }
+    // query blocks of equal size (65 rows make two blocks of 33 and 32, not 64 and 1)
+    const int64_t nblocks = std::max<int64_t>(1, (Sq + kAttnRows - 1) / kAttnRows);
+    const int64_t rows = (Sq + nblocks - 1) / nblocks;
+    parallel_for(B * H * nblocks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+        float* buf = scratch(rows);
         for (int64_t t = lo_; t < hi_; ++t) {
             const int64_t b = t / (H * nblocks), h = (t / nblocks) % H, i0 = (t % nblocks) * rows;
             const int64_t nq = std::min(rows, Sq - i0);
-            if (nq > 0)
-                attention_rows(call, a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal,
-                               scale, out, os, buf.data());
+            if (nq > 0) run(b, h, i0, nq, buf);
         }
     });
 }

@@ -9,27 +9,32 @@
 
 namespace ff {
 
+// y[0..n) = x * a (* scale) (+ bias), in 16-float vectors; scale and bias may be null
+inline void scale_row(int64_t n, const float* x, float a, float sub, const float* scale,
+                      const float* bias, float* y) {
+    const v16f av = vsplat(a), sv = vsplat(sub);
+    auto one = [&](v16f v, int64_t j, int64_t w) {
+        v = (v - sv) * av;
+        if (scale) v *= (w == kVec ? vload(scale + j) : vload_first(scale + j, w));
+        if (bias) v += (w == kVec ? vload(bias + j) : vload_first(bias + j, w));
+        return v;
+    };
+    int64_t j = 0;
+    for (; j + kVec <= n; j += kVec) vstore(y + j, one(vload(x + j), j, kVec));
+    if (j < n) vstore_first(y + j, one(vload_first(x + j, n - j), j, n - j), n - j);
+}
+
 // LayerNormalization (stash float): y = (x - mean) / sqrt(var + eps) * scale + bias.
 // mean_out / inv_out (the optional Mean and InvStdDev outputs) may be null.
 inline void layer_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
                        const float* bias, float eps, float* y, float* mean_out, float* inv_out) {
-    parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+    parallel_rows(rows, kRowAlign, rows * cols > kRowGrain, [&](int64_t lo_, int64_t hi_) {
         for (int64_t r = lo_; r < hi_; ++r) {
             const float* xr = x + r * cols;
-            float* yr = y + r * cols;
-            double s = 0.0;
-            for (int64_t j = 0; j < cols; ++j) s += xr[j];
-            const float mean = float(s / double(cols));
-            double v = 0.0;
-            for (int64_t j = 0; j < cols; ++j) {
-                const float c = xr[j] - mean;
-                v += double(c) * double(c);
-            }
-            const float inv = 1.0f / std::sqrt(float(v / double(cols)) + eps);
-            for (int64_t j = 0; j < cols; ++j) {
-                float t = (xr[j] - mean) * inv * scale[j];
-                yr[j] = bias ? t + bias[j] : t;
-            }
+            const float mean = float(row_sums(cols, xr, 0.f).sum / double(cols));
+            const double var = row_sums(cols, xr, mean).sumsq / double(cols);
+            const float inv = 1.0f / std::sqrt(float(var) + eps);
+            scale_row(cols, xr, inv, mean, scale, bias, y + r * cols);
             if (mean_out) mean_out[r] = mean;
             if (inv_out) inv_out[r] = inv;
         }
@@ -39,42 +44,30 @@ inline void layer_norm(int64_t rows, int64_t cols, const float* x, const float* 
 // RMSNorm: y = x / sqrt(mean(x^2) + eps) (* scale) (+ bias); scale and bias may be null.
 inline void rms_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
                      const float* bias, float eps, float* y) {
-    parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+    parallel_rows(rows, kRowAlign, rows * cols > kRowGrain, [&](int64_t lo_, int64_t hi_) {
         for (int64_t r = lo_; r < hi_; ++r) {
             const float* xr = x + r * cols;
-            float* yr = y + r * cols;
-            double ss = 0.0;
-            for (int64_t j = 0; j < cols; ++j) ss += double(xr[j]) * double(xr[j]);
-            const float denom = std::sqrt(float(ss / double(cols)) + eps);
-            for (int64_t j = 0; j < cols; ++j) {
-                float t = xr[j] / denom;
-                if (scale) t *= scale[j];
-                yr[j] = bias ? t + bias[j] : t;
-            }
+            const float denom = std::sqrt(float(row_sums(cols, xr, 0.f).sumsq / double(cols)) + eps);
+            scale_row(cols, xr, 1.f / denom, 0.f, scale, bias, y + r * cols);
         }
     });
 }
 
 // CRMSNorm: the dropped coordinate is -sum(x), so sum x_full^2 = sum x^2 + (sum x)^2.
 inline void crms_norm(int64_t rows, int64_t cols, int64_t dim, const float* x, float eps, float* y) {
-    parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+    parallel_rows(rows, kRowAlign, rows * cols > kRowGrain, [&](int64_t lo_, int64_t hi_) {
         for (int64_t r = lo_; r < hi_; ++r) {
             const float* xr = x + r * cols;
-            float* yr = y + r * cols;
-            double ss = 0.0, s = 0.0;
-            for (int64_t j = 0; j < cols; ++j) {
-                ss += double(xr[j]) * double(xr[j]);
-                s += xr[j];
-            }
-            const float denom = std::sqrt(float((ss + s * s) / double(dim)) + eps);
-            for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] / denom;
+            const RowSums st = row_sums(cols, xr, 0.f);
+            const float denom = std::sqrt(float((st.sumsq + st.sum * st.sum) / double(dim)) + eps);
+            scale_row(cols, xr, 1.f / denom, 0.f, nullptr, nullptr, y + r * cols);
         }
     });
 }
 
 // One row of Linear's epilogue, the activation a template argument: a switch inside the
-// loop would keep GCC from vectorizing it. GELU (exact form) uses the vectorizable erf of
-// vmath.h, about ten times faster than libm's erff per element.
+// loop would keep GCC from vectorizing it. GELU (exact form) uses the erf of vmath.h on
+// whole vectors, about ten times faster than libm's erff per element.
 template <int A>
 inline void epilogue_row(int64_t n, float* __restrict y, const float* __restrict bias,
                          const float* __restrict residual) {
@@ -83,7 +76,9 @@ inline void epilogue_row(int64_t n, float* __restrict y, const float* __restrict
     if (bias)
         for (int64_t j = 0; j < n; ++j) y[j] += bias[j];
     if constexpr (A == kGelu) {
-        for (int64_t j = 0; j < n; ++j) y[j] = gelu_fast(y[j]);
+        int64_t j = 0;
+        for (; j + kVec <= n; j += kVec) vstore(y + j, vgelu(vload(y + j)));
+        if (j < n) vstore_first(y + j, vgelu(vload_first(y + j, n - j)), n - j);
     } else if constexpr (A == kRelu) {
         for (int64_t j = 0; j < n; ++j) y[j] = y[j] < 0.f ? 0.f : y[j];
     } else if constexpr (A == kGeluTanh) {

@@ -175,4 +175,32 @@ inline void parallel_for(int64_t n, bool worth_it, F&& body) {
     Pool::get().run(n, chunk, nt, body);
 }
 
+// body(lo, hi) over row ranges of [0, m): one contiguous range per thread, its bounds on
+// multiples of `align` rows. Kernels that split the same rows this way leave each thread
+// the rows it wrote itself, still in its own cache: on a small model (65 tokens, 64 wide)
+// splitting each kernel afresh moved its operands between the cores' caches every time and
+// made two threads 1.2x slower than one. The caller claims the first range before a worker
+// wakes, so range t is run by the same thread kernel after kernel (a late worker's range
+// is run by the caller: the split only decides where the data lives, not correctness).
+template <class F>
+inline void parallel_rows(int64_t m, int64_t align, bool worth_it, F&& body) {
+    const int64_t blocks = (m + align - 1) / align;
+    const int nt = worth_it ? int(std::min<int64_t>(threads(), blocks)) : 1;
+    if (nt <= 1) {
+        if (m > 0) body(int64_t(0), m);
+        return;
+    }
+    const int64_t per = (blocks + nt - 1) / nt;
+    auto ranges = [&](int64_t lo_, int64_t hi_) { body(lo_ * align, std::min(m, hi_ * align)); };
+    Pool::get().run(blocks, per, nt, ranges);
+}
+
+// The rows a thread of parallel_rows(m, kRowAlign, ...) owns end on multiples of this:
+// the register tile's row count, so the GEMM's tiles never straddle two threads.
+constexpr int64_t kRowAlign = 12;
+
+// Elements of row-wise work (a norm, an elementwise pass) worth splitting by parallel_rows:
+// lower than a fresh split's threshold, since the rows stay where they are.
+constexpr int64_t kRowGrain = 2048;
+
 }  // namespace ff

@@ -11,6 +11,10 @@
 #include <cmath>
 #include <limits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "core.h"
 
 namespace ff {
@@ -45,6 +49,32 @@ inline float exp_fast(float x) {
     return x != x ? x : y;  // NaN passes through (selects, not branches: the loop vectorizes)
 }
 
+// exp_fast for x <= 0 (softmax's x - max): no overflow to guard, and 2^n fits one factor
+// (n >= -126), so a third fewer instructions. Below -87.3 the result is exactly 0 (a tiny
+// normal would become a denormal in the products that follow, and denormals are slow);
+// NaN passes through (the comparisons below are false for it, the polynomial keeps it).
+inline float exp_nonpos(float x) {
+    constexpr float kLog2e = 1.44269504088896341f;
+    constexpr float kLn2Hi = 0.693145751953125f;
+    constexpr float kLn2Lo = 1.42860682030941723e-6f;
+    const bool under = x < -87.3f;
+    const float xc = under ? -87.3f : x;
+    const float n = __builtin_nearbyintf(xc * kLog2e);
+    const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+    float p = 1.f / 5040.f;
+    p = p * r + 1.f / 720.f;
+    p = p * r + 1.f / 120.f;
+    p = p * r + 1.f / 24.f;
+    p = p * r + 1.f / 6.f;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    const int32_t bits = (int32_t(n) + 127) << 23;
+    float s;
+    std::memcpy(&s, &bits, sizeof s);
+    return under ? 0.f : p * s;
+}
+
 // erfc(a) for a >= 0 by the Chebyshev-fitted form of Numerical Recipes ("erfcc"), whose
 // relative error is below 1.2e-7 everywhere: the tail keeps its digits, which a form
 // exact only in absolute terms (1 - erf) would lose to cancellation.
@@ -60,7 +90,7 @@ inline float erfc_pos(float a) {
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    return t * exp_fast(p - a * a);
+    return t * exp_nonpos(p - a * a);  // p - a^2 <= 1e-7: no overflow to guard
 }
 
 inline float erf_fast(float x) {
@@ -115,31 +145,142 @@ inline double vtanh(double x) { return std::tanh(x); }
 inline float vsigmoid(float x) { return sigmoid_fast(x); }
 inline double vsigmoid(double x) { return sigmoid(x); }
 
-// Sum and maximum of x[0..n) over 16 interleaved lanes: the lanes are independent, so the
-// loop vectorizes without reassociating anything (the order is fixed, the result deterministic).
-constexpr int kLanes = 16;
+// ---- 16-float vectors (GCC vector extensions: AVX-512 registers with -march=native) ----
+// For loops whose reductions GCC would leave scalar: a horizontal sum or maximum written
+// as a plain loop over lanes compiles to fifteen dependent scalar operations, which on a
+// 65-key softmax row cost as much as the row's exponentials.
+typedef float v16f __attribute__((vector_size(64), aligned(4)));    // aligned(4): unaligned loads
+typedef int32_t v16i __attribute__((vector_size(64), aligned(4)));
+constexpr int64_t kVec = 16;
 
-inline float sum_lanes(int64_t n, const float* __restrict x) {
-    float acc[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l];
-    for (; i < n; ++i) acc[0] += x[i];
-    float s = 0.f;
-    for (int l = 0; l < kLanes; ++l) s += acc[l];
-    return s;
+inline v16f vload(const float* p) { return *reinterpret_cast<const v16f*>(p); }
+inline void vstore(float* p, v16f v) { *reinterpret_cast<v16f*>(p) = v; }
+inline v16f vsplat(float x) { return v16f{} + x; }
+inline v16f vmax(v16f a, v16f b) { return a > b ? a : b; }  // NaN in a gives b, as a scalar max
+
+// x[0..n) and zeros, n < kVec; reads nothing at or past x + n (a row may end a page)
+inline v16f vload_first(const float* x, int64_t n) {
+#if defined(__AVX512F__)
+    return reinterpret_cast<v16f>(_mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), x));
+#else
+    float t[kVec] = {};
+    std::memcpy(t, x, size_t(n) * sizeof(float));
+    return vload(t);
+#endif
 }
 
-inline float max_lanes(int64_t n, const float* __restrict x) {
-    float acc[kLanes];
-    for (int l = 0; l < kLanes; ++l) acc[l] = -std::numeric_limits<float>::infinity();
+// writes the first n < kVec lanes of v to x[0..n)
+inline void vstore_first(float* x, v16f v, int64_t n) {
+#if defined(__AVX512F__)
+    _mm512_mask_storeu_ps(x, __mmask16((1u << n) - 1u), reinterpret_cast<__m512>(v));
+#else
+    float t[kVec];
+    vstore(t, v);
+    std::memcpy(x, t, size_t(n) * sizeof(float));
+#endif
+}
+
+// Row statistics in double (a 4096-wide row sums as exactly as numpy's pairwise sum): two
+// 8-double accumulators per quantity, so the loop is vector adds, not one dependent chain.
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
+
+inline double hsum(v8d v) {
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v[0];
+}
+
+inline v8d lo_f64(v16f v) { return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), v8d); }
+inline v8d hi_f64(v16f v) { return __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), v8d); }
+
+struct RowSums {
+    double sum, sumsq;
+};
+
+// sum of c and of c^2 over x[0..n), c = x - shift in float, summed in double
+inline RowSums row_sums(int64_t n, const float* x, float shift) {
+    v8d s0{}, s1{}, q0{}, q1{};
+    const v16f sh = vsplat(shift);
     int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
-    for (; i < n; ++i) acc[0] = x[i] > acc[0] ? x[i] : acc[0];
-    float m = acc[0];
-    for (int l = 1; l < kLanes; ++l) m = acc[l] > m ? acc[l] : m;
-    return m;
+    auto add = [&](v16f c) {
+        const v8d a = lo_f64(c), b = hi_f64(c);
+        s0 += a;
+        s1 += b;
+        q0 += a * a;
+        q1 += b * b;
+    };
+    for (; i + kVec <= n; i += kVec) add(vload(x + i) - sh);
+    if (i < n) {
+        const v16i live = v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < int32_t(n - i);
+        add(live ? vload_first(x + i, n - i) - sh : v16f{});
+    }
+    return RowSums{hsum(s0 + s1), hsum(q0 + q1)};
+}
+
+// halving tree: four shuffles, not fifteen dependent scalar steps
+inline float hsum(v16f v) {
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
+inline float hmax(v16f v) {
+    v = vmax(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+    v = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+    v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+    v = vmax(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
+    return v[0];
+}
+
+// exp_nonpos on 16 lanes. n = round(x log2 e) by adding and removing 1.5 * 2^23 (round to
+// nearest even, as nearbyint; exact while |x log2 e| < 2^22, and x >= -87.3 here).
+inline v16f vexp_nonpos(v16f x) {
+    constexpr float kLog2e = 1.44269504088896341f;
+    constexpr float kLn2Hi = 0.693145751953125f;
+    constexpr float kLn2Lo = 1.42860682030941723e-6f;
+    constexpr float kRound = 12582912.f;  // 1.5 * 2^23
+    const v16i under = x < -87.3f;
+    const v16f xc = under ? vsplat(-87.3f) : x;
+    const v16f n = (xc * kLog2e + kRound) - kRound;
+    const v16f r = (xc - n * kLn2Hi) - n * kLn2Lo;
+    v16f p = vsplat(1.f / 5040.f);
+    p = p * r + 1.f / 720.f;
+    p = p * r + 1.f / 120.f;
+    p = p * r + 1.f / 24.f;
+    p = p * r + 1.f / 6.f;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    const v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    return under ? vsplat(0.f) : p * reinterpret_cast<v16f>(bits);
+}
+
+// erfc_pos and gelu_fast on 16 lanes: the same formulas, written on vectors so that no lane
+// pays for the scalar forms' selects and range checks (half the instructions of the
+// auto-vectorized loop).
+inline v16f verfc_pos(v16f a) {
+    const v16f t = 1.f / (1.f + 0.5f * a);
+    v16f p = vsplat(0.17087277f);
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    return t * vexp_nonpos(p - a * a);
+}
+
+inline v16f vgelu(v16f x) {
+    const v16i negative = x < 0.f;
+    const v16f a = reinterpret_cast<v16f>(reinterpret_cast<v16i>(x) & 0x7fffffff);
+    const v16f c = verfc_pos(a * 0.70710678118654752f);
+    return 0.5f * x * (negative ? c : 2.f - c);
 }
 
 }  // namespace ff
