@@ -292,9 +292,12 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
         });
         return;
     }
-    // query blocks of equal size (65 rows make two blocks of 33 and 32, not 64 and 1)
-    const int64_t nblocks = std::max<int64_t>(1, (Sq + kAttnRows - 1) / kAttnRows);
-    const int64_t rows = (Sq + nblocks - 1) / nblocks;
+    // query blocks of about equal size in whole register tiles: 197 rows make blocks of
+    // 60, 60, 60 and 17 (one partial tile), not 50 each (four 2-row tiles); 65 not 64 and 1
+    const int64_t parts = std::max<int64_t>(1, (Sq + kAttnRows - 1) / kAttnRows);
+    const int64_t even = (Sq + parts - 1) / parts;
+    const int64_t rows = std::max<int64_t>(1, (even + kRows - 1) / kRows * kRows);
+    const int64_t nblocks = std::max<int64_t>(1, (Sq + rows - 1) / rows);
     parallel_for(B * H * nblocks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
         float* buf = scratch(rows);
         for (int64_t t = lo_; t < hi_; ++t) {
