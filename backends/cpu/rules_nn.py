@@ -242,7 +242,9 @@ def conv(ctx: Ctx, node: Node) -> Lowered:
     g2 = [_as_2d(list(v), f) for v, f in ((spatial, 1), (kernel, 1), (strides, 1), (dil, 1), (begin, 0), (out, 1))]
     (h, wd), (kh, kw), (sh, sw), (dh, dw), (pt, pl), (oh, ow) = g2
     pointwise = kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and (oh, ow) == (h, wd)
-    scratch = 0 if pointwise or cg == 1 else cg * kh * kw * oh * ow * 4
+    # im2col's matrix, its columns (output positions) padded to whole 32-wide panels for the
+    # packed GEMM of conv.h
+    scratch = 0 if pointwise or cg == 1 else cg * kh * kw * -(-oh * ow // 32) * 32 * 4
     shape = (x.shape[0], Expr.const(m)) + tuple(Expr.const(o) for o in out)
 
     def emit(e):
