@@ -20,17 +20,18 @@
 namespace ff {
 
 // e^x = 2^n * e^r with n = round(x / ln 2) and |r| <= ln(2) / 2, where a degree-7
-// Taylor polynomial of e^r is exact to float precision (remainder below 5e-9).
-inline float exp_fast(float x) {
-    constexpr float kLog2e = 1.44269504088896341f;
-    constexpr float kLn2Hi = 0.693145751953125f;       // ln 2 split in two so that
-    constexpr float kLn2Lo = 1.42860682030941723e-6f;  // n * kLn2Hi is exact
-    // below -87.3 the result is under FLT_MIN (flushed to 0 here); above ln(FLT_MAX) it overflows
-    const bool under = x < -87.3f, over = x > 88.7228394f;
-    const float xc = under ? -87.3f : (over ? 88.7228394f : x);
-    const float n = __builtin_nearbyintf(xc * kLog2e);
-    const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-    float p = 1.f / 5040.f;
+// Taylor polynomial of e^r is exact to float precision (remainder below 5e-9). The
+// constants and the polynomial serve the scalar forms below and the 16-lane ones further
+// down (T = float or v16f).
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693145751953125f;       // ln 2 split in two so that
+constexpr float kLn2Lo = 1.42860682030941723e-6f;  // n * kLn2Hi is exact
+
+// e^r for r = xc - n ln 2
+template <class T>
+inline T exp_reduced(T xc, T n) {
+    const T r = (xc - n * kLn2Hi) - n * kLn2Lo;
+    T p = T{} + 1.f / 5040.f;
     p = p * r + 1.f / 720.f;
     p = p * r + 1.f / 120.f;
     p = p * r + 1.f / 24.f;
@@ -38,6 +39,34 @@ inline float exp_fast(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.f;
     p = p * r + 1.f;
+    return p;
+}
+
+// erfc(a) = t exp(P(t) - a^2) with t = 1 / (1 + a / 2), a >= 0: the Chebyshev-fitted form of
+// Numerical Recipes ("erfcc"), whose relative error is below 1.2e-7 everywhere: the tail
+// keeps its digits, which a form exact only in absolute terms (1 - erf) would lose to
+// cancellation. This is P.
+template <class T>
+inline T erfc_poly(T t) {
+    T p = T{} + 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    return p;
+}
+
+inline float exp_fast(float x) {
+    // below -87.3 the result is under FLT_MIN (flushed to 0 here); above ln(FLT_MAX) it overflows
+    const bool under = x < -87.3f, over = x > 88.7228394f;
+    const float xc = under ? -87.3f : (over ? 88.7228394f : x);
+    const float n = __builtin_nearbyintf(xc * kLog2e);
+    const float p = exp_reduced(xc, n);
     // 2^n built in the exponent bits as 2^h * 2^(n-h), h = n / 2: n reaches 128 near the
     // overflow edge, one past the largest exponent a single factor can hold
     const int32_t ni = int32_t(n), h = ni / 2;
@@ -54,43 +83,20 @@ inline float exp_fast(float x) {
 // normal would become a denormal in the products that follow, and denormals are slow);
 // NaN passes through (the comparisons below are false for it, the polynomial keeps it).
 inline float exp_nonpos(float x) {
-    constexpr float kLog2e = 1.44269504088896341f;
-    constexpr float kLn2Hi = 0.693145751953125f;
-    constexpr float kLn2Lo = 1.42860682030941723e-6f;
     const bool under = x < -87.3f;
     const float xc = under ? -87.3f : x;
     const float n = __builtin_nearbyintf(xc * kLog2e);
-    const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-    float p = 1.f / 5040.f;
-    p = p * r + 1.f / 720.f;
-    p = p * r + 1.f / 120.f;
-    p = p * r + 1.f / 24.f;
-    p = p * r + 1.f / 6.f;
-    p = p * r + 0.5f;
-    p = p * r + 1.f;
-    p = p * r + 1.f;
+    const float p = exp_reduced(xc, n);
     const int32_t bits = (int32_t(n) + 127) << 23;
     float s;
     std::memcpy(&s, &bits, sizeof s);
     return under ? 0.f : p * s;
 }
 
-// erfc(a) for a >= 0 by the Chebyshev-fitted form of Numerical Recipes ("erfcc"), whose
-// relative error is below 1.2e-7 everywhere: the tail keeps its digits, which a form
-// exact only in absolute terms (1 - erf) would lose to cancellation.
+// erfc(a) for a >= 0 (see erfc_poly)
 inline float erfc_pos(float a) {
     const float t = 1.f / (1.f + 0.5f * a);
-    float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    return t * exp_nonpos(p - a * a);  // p - a^2 <= 1e-7: no overflow to guard
+    return t * exp_nonpos(erfc_poly(t) - a * a);  // P(t) - a^2 <= 1e-7: no overflow to guard
 }
 
 inline float erf_fast(float x) {
@@ -238,22 +244,11 @@ inline float hmax(v16f v) {
 // exp_nonpos on 16 lanes. n = round(x log2 e) by adding and removing 1.5 * 2^23 (round to
 // nearest even, as nearbyint; exact while |x log2 e| < 2^22, and x >= -87.3 here).
 inline v16f vexp_nonpos(v16f x) {
-    constexpr float kLog2e = 1.44269504088896341f;
-    constexpr float kLn2Hi = 0.693145751953125f;
-    constexpr float kLn2Lo = 1.42860682030941723e-6f;
     constexpr float kRound = 12582912.f;  // 1.5 * 2^23
     const v16i under = x < -87.3f;
     const v16f xc = under ? vsplat(-87.3f) : x;
     const v16f n = (xc * kLog2e + kRound) - kRound;
-    const v16f r = (xc - n * kLn2Hi) - n * kLn2Lo;
-    v16f p = vsplat(1.f / 5040.f);
-    p = p * r + 1.f / 720.f;
-    p = p * r + 1.f / 120.f;
-    p = p * r + 1.f / 24.f;
-    p = p * r + 1.f / 6.f;
-    p = p * r + 0.5f;
-    p = p * r + 1.f;
-    p = p * r + 1.f;
+    const v16f p = exp_reduced(xc, n);
     const v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
     return under ? vsplat(0.f) : p * reinterpret_cast<v16f>(bits);
 }
@@ -263,17 +258,7 @@ inline v16f vexp_nonpos(v16f x) {
 // auto-vectorized loop).
 inline v16f verfc_pos(v16f a) {
     const v16f t = 1.f / (1.f + 0.5f * a);
-    v16f p = vsplat(0.17087277f);
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    return t * vexp_nonpos(p - a * a);
+    return t * vexp_nonpos(erfc_poly(t) - a * a);
 }
 
 inline v16f vgelu(v16f x) {
