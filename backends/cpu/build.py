@@ -43,11 +43,11 @@ def cache_dir() -> Path:
 
 def codegen_flags(portable: bool) -> list[str]:
     """-O3 for this machine's CPU, or -O2 for any x86-64 with SSE4.2 (v2) with ``portable``."""
-    # -Wno-psabi: the kernels' 64-byte vector types are passed between inline functions only,
-    # so GCC's note that their calling convention differs without AVX-512 does not apply
-    arch = ["-O2", "-march=x86-64-v2", "-Wno-psabi"] if portable else ["-O3", "-march=native"]
-    # no -ffast-math: masks rely on -inf and NaN behaving as IEEE says
-    return ["-std=c++17", *arch, "-fopenmp", "-fPIC", "-fno-math-errno", "-fvisibility=hidden"]
+    arch = ["-O2", "-march=x86-64-v2"] if portable else ["-O3", "-march=native"]
+    # no -ffast-math: masks rely on -inf and NaN behaving as IEEE says. -Wno-psabi: the
+    # kernels' 64-byte vector types pass between inline functions only, so GCC's note that
+    # their calling convention differs on CPUs without AVX-512 does not apply
+    return ["-std=c++17", *arch, "-fopenmp", "-fPIC", "-fno-math-errno", "-fvisibility=hidden", "-Wno-psabi"]
 
 
 @functools.cache

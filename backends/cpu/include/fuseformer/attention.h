@@ -280,9 +280,10 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
         attention_rows(call, a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal, scale,
                        out, os, buf);
     };
-    if (B == 1 && H * Dv <= kRowAffineWidth) {
+    if (B == 1 && H * Dv <= kRowAffineWidth && !causal) {
         // a narrow model's Linears split their rows between the threads (packed_linear): the
         // query rows split the same way, so each thread's output rows stay in its cache
+        // (not when causal: the last rows see the most keys, and the split would be uneven)
         parallel_rows(Sq, kRowAlign, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
             const int64_t nblocks = (hi_ - lo_ + kAttnRows - 1) / kAttnRows;
             const int64_t rows = (hi_ - lo_ + nblocks - 1) / nblocks;

@@ -121,9 +121,9 @@ inline void im2col_row(const ConvGeom& g, const float* xg, int64_t r, float* dst
             for (int64_t ow = 0; ow < g.ow; ++ow) at(q0 + ow) = 0.f;
             continue;
         }
-        const float* src = xc + ih * g.w + off;
+        const float* row = xc + ih * g.w;
         for (int64_t ow = 0; ow < lo; ++ow) at(q0 + ow) = 0.f;
-        for (int64_t ow = lo; ow < hi; ++ow) at(q0 + ow) = src[ow * g.sw];
+        for (int64_t ow = lo; ow < hi; ++ow) at(q0 + ow) = row[ow * g.sw + off];
         for (int64_t ow = hi; ow < g.ow; ++ow) at(q0 + ow) = 0.f;
     }
 }

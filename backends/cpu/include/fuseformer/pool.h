@@ -54,7 +54,11 @@ public:
             body(int64_t(0), n);
             return;
         }
-        if (int(workers_.size()) != nt - 1) resize(nt - 1);
+        // sized by the thread count, not by this job: jobs of fewer threads (parallel_rows
+        // on a short sequence) between full ones would otherwise tear workers down and
+        // start them again each time; a spare worker finds nothing left to claim
+        const int want = std::max(nt, threads()) - 1;
+        if (int(workers_.size()) != want) resize(want);
         call_.store(&trampoline<F>, std::memory_order_relaxed);
         ctx_.store(&body, std::memory_order_relaxed);
         n_.store(n, std::memory_order_relaxed);

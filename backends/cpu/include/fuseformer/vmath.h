@@ -69,7 +69,7 @@ inline float exp_fast(float x) {
     const float p = exp_reduced(xc, n);
     // 2^n built in the exponent bits as 2^h * 2^(n-h), h = n / 2: n reaches 128 near the
     // overflow edge, one past the largest exponent a single factor can hold
-    const int32_t ni = int32_t(n), h = ni / 2;
+    const int32_t ni = int32_t(n == n ? n : 0.f), h = ni / 2;  // NaN: p carries it, not n
     const int32_t bits1 = (h + 127) << 23, bits2 = (ni - h + 127) << 23;
     float s1, s2;
     std::memcpy(&s1, &bits1, sizeof s1);
@@ -87,7 +87,7 @@ inline float exp_nonpos(float x) {
     const float xc = under ? -87.3f : x;
     const float n = __builtin_nearbyintf(xc * kLog2e);
     const float p = exp_reduced(xc, n);
-    const int32_t bits = (int32_t(n) + 127) << 23;
+    const int32_t bits = (int32_t(n == n ? n : 0.f) + 127) << 23;  // NaN: p carries it, not n
     float s;
     std::memcpy(&s, &bits, sizeof s);
     return under ? 0.f : p * s;
@@ -249,7 +249,7 @@ inline v16f vexp_nonpos(v16f x) {
     const v16f xc = under ? vsplat(-87.3f) : x;
     const v16f n = (xc * kLog2e + kRound) - kRound;
     const v16f p = exp_reduced(xc, n);
-    const v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    const v16i bits = (__builtin_convertvector(n == n ? n : v16f{}, v16i) + 127) << 23;  // NaN: p carries it
     return under ? vsplat(0.f) : p * reinterpret_cast<v16f>(bits);
 }
 
