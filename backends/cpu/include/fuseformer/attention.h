@@ -76,11 +76,6 @@ inline void attn_scores(int64_t nq, int64_t nk, int64_t d, const float* q, int64
 // (a store of -inf into them, read back at once, would stall on store forwarding).
 inline int64_t round_vec(int64_t n) { return (n + kVec - 1) / kVec * kVec; }
 
-// lanes of the vector at x + i that lie before n
-inline v16i lanes_before(int64_t n, int64_t i) {
-    return v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < int32_t(n - i);
-}
-
 // max of x[0..n) (x readable to round_vec(n)); NaN is skipped as by a scalar max
 inline float row_max(int64_t n, const float* __restrict x) {
     v16f acc = vsplat(-std::numeric_limits<float>::infinity());

@@ -183,9 +183,9 @@ inline void parallel_for(int64_t n, bool worth_it, F&& body) {
 // multiples of `align` rows. Kernels that split the same rows this way leave each thread
 // the rows it wrote itself, still in its own cache: on a small model (65 tokens, 64 wide)
 // splitting each kernel afresh moved its operands between the cores' caches every time and
-// made two threads 1.2x slower than one. The caller claims the first range before a worker
-// wakes, so range t is run by the same thread kernel after kernel (a late worker's range
-// is run by the caller: the split only decides where the data lives, not correctness).
+// made two threads 1.2x slower than one. The caller usually claims the first range before
+// a worker wakes, so range t mostly runs on the same thread kernel after kernel (who runs
+// which range only decides where the data lives, never the result).
 template <class F>
 inline void parallel_rows(int64_t m, int64_t align, bool worth_it, F&& body) {
     const int64_t blocks = (m + align - 1) / align;

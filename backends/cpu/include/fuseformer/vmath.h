@@ -164,6 +164,11 @@ inline void vstore(float* p, v16f v) { *reinterpret_cast<v16f*>(p) = v; }
 inline v16f vsplat(float x) { return v16f{} + x; }
 inline v16f vmax(v16f a, v16f b) { return a > b ? a : b; }  // NaN in a gives b, as a scalar max
 
+// lanes of the vector at x + i that lie before n
+inline v16i lanes_before(int64_t n, int64_t i) {
+    return v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < int32_t(n - i);
+}
+
 // x[0..n) and zeros, n < kVec; reads nothing at or past x + n (a row may end a page)
 inline v16f vload_first(const float* x, int64_t n) {
 #if defined(__AVX512F__)
@@ -218,8 +223,7 @@ inline RowSums row_sums(int64_t n, const float* x, float shift) {
     };
     for (; i + kVec <= n; i += kVec) add(vload(x + i) - sh);
     if (i < n) {
-        const v16i live = v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < int32_t(n - i);
-        add(live ? vload_first(x + i, n - i) - sh : v16f{});
+        add(lanes_before(n, i) ? vload_first(x + i, n - i) - sh : v16f{});
     }
     return RowSums{hsum(s0 + s1), hsum(q0 + q1)};
 }
