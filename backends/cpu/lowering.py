@@ -49,6 +49,22 @@ class Info:
         return numel(self.shape)
 
 
+@dataclass(frozen=True)
+class RowForm:
+    """A node that can compute any range of its rows on the calling thread (regions.py).
+
+    Every output is read as ``count`` rows of ``numel / count`` elements in its buffer. Row r
+    of the outputs needs only row r of the ``matched`` input slots (read the same way) and
+    any part of the other inputs. ``emit(e, lo, hi)`` writes the call that computes rows
+    [lo, hi) (``lo`` and ``hi`` are C++ expressions); ``work`` is about its multiply-adds.
+    """
+
+    count: Expr
+    emit: Callable
+    matched: frozenset[int]
+    work: Expr
+
+
 @dataclass
 class Lowered:
     """A rule's answer for one node.
@@ -57,7 +73,8 @@ class Lowered:
     ``static`` lists input slots read at compile time only (shape, axes and pads
     inputs), which need no buffer; ``view`` makes output 0 share input 0's buffer;
     ``scratch`` is the bytes of temporary arena space the kernel uses; ``status``
-    says what a failing kernel call means, for the runtime's error message.
+    says what a failing kernel call means, for the runtime's error message; ``rows``
+    is the node's row form, when its kernel has one.
     """
 
     outputs: list[Info]
@@ -66,6 +83,7 @@ class Lowered:
     view: bool = False
     scratch: Expr = field(default_factory=lambda: ZERO)
     status: str | None = None
+    rows: RowForm | None = None
 
 
 def no_code(e) -> None:

@@ -15,6 +15,14 @@ import numpy as np
 
 PANEL = 32
 ENV = "FUSEFORMER_PACKED_GEMM"
+# packed weights up to this many bytes are read whole by each thread, which splits the rows
+# (packed_gemm.h's kRowSplitWeights); larger ones are split by panels
+ROW_SPLIT_BYTES = 256 << 10
+
+
+def packed_bytes(k: int, n: int, itemsize: int = 4) -> int:
+    """Bytes of a packed [k, n] weight (whole panels)."""
+    return k * -(-n // PANEL) * PANEL * itemsize
 
 
 def pack_panels(w: np.ndarray) -> np.ndarray:

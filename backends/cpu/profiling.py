@@ -17,8 +17,9 @@ KINDS = ("gemm", "attention", "norm", "elementwise", "layout", "conv", "reduce",
 # kernel (the C++ function a generated line calls) -> kind
 _KERNEL_KIND = {
     "gemm": "gemm", "batched_gemm": "gemm", "packed_linear": "gemm",  # with its fused epilogue
-    "attention": "attention",
+    "packed_linear_rows": "gemm", "attention": "attention", "attention_span": "attention",
     "layer_norm": "norm", "rms_norm": "norm", "crms_norm": "norm", "rotary": "norm",
+    "layer_norm_rows": "norm", "rms_norm_rows": "norm", "crms_norm_rows": "norm",
     "map": "elementwise", "binary": "elementwise", "ternary": "elementwise",
     "linear_epilogue": "elementwise", "fill": "elementwise", "range": "elementwise",
     "strided_copy": "layout", "copy_columns": "layout", "take_columns": "layout", "gather": "layout",
@@ -39,10 +40,15 @@ def kernel_kind(line: str) -> str | None:
     return _KERNEL_KIND.get(m.group(1), "other")
 
 
-def timed(line: str, kind: str) -> str:
-    """``line`` wrapped in clock reads that add its time to ``kind``'s total (one source line)."""
+def timed(line: str, kind: str, region: bool = False) -> str:
+    """``line`` wrapped in clock reads that add its time to ``kind``'s total (one source line).
+
+    Inside a row region (regions.py) each thread runs the kernel on its own rows at the same
+    time: only the thread holding the first rows adds its time (the totals are not atomic).
+    """
     k = KINDS.index(kind)
-    return f"{{ const double t_ = ff::now_ms(); {line} g_profile[{k}] += ff::now_ms() - t_; }}"
+    add = f"if (r0_ == 0) g_profile[{k}] += ff::now_ms() - t_;" if region else f"g_profile[{k}] += ff::now_ms() - t_;"
+    return f"{{ const double t_ = ff::now_ms(); {line} {add} }}"
 
 
 def prelude() -> list[str]:

@@ -18,8 +18,9 @@ from ...ir.graph import Graph
 from ...ir.value import Value
 from .errors import ShapeError
 from .lowering import Ctx, Info, Step
-from .packing import PANEL, pack_panels
+from .packing import pack_panels, packed_bytes
 from .planner import Buffer, check, plan
+from .regions import Region, find_regions
 from .symexpr import Bounds, Expr
 
 
@@ -44,6 +45,7 @@ class Program:
     fills: dict[int, list[Value]] = field(default_factory=dict)  # step -> values written as constants
     copies: list[tuple[int, Value]] = field(default_factory=list)  # (output number, value) at the end
     scratch: dict[int, int] = field(default_factory=dict)  # step -> arena offset of its scratch
+    regions: list[Region] = field(default_factory=list)  # row regions (regions.py)
     arena_bytes: int = 0
 
     def info(self, v: Value) -> Info:
@@ -59,7 +61,7 @@ class Program:
     def weight_nbytes(self, v: Value) -> int:
         if id(v) in self.ctx.packed:
             k, n = v.const.shape
-            return k * -(-n // PANEL) * PANEL * v.const.dtype.itemsize
+            return packed_bytes(k, n, v.const.dtype.itemsize)
         return v.const.nbytes
 
     def root(self, v: Value) -> Value:
@@ -85,6 +87,7 @@ def build_program(graph: Graph, ctx: Ctx, steps: list[Step], maxima: dict[str, i
     prog = Program(graph, ctx, steps, symbol_order(graph), dict(maxima))
     needed = _needed(prog)
     _assign_storage(prog, needed)
+    prog.regions = find_regions(prog)
     _plan_arena(prog, ctx.bounds)
     return prog
 
@@ -169,6 +172,12 @@ def _plan_arena(prog: Program, bounds: Bounds) -> None:
                 root = prog.root(v)
                 if id(root) in last:
                     last[id(root)] = max(last[id(root)], last[id(v)])
+    # a region's kernels run at the same time on different rows: whatever one of them
+    # touches must not share bytes with anything another touches, so it lives throughout
+    for r in prog.regions:
+        for key in first:
+            if first[key] <= r.last and r.first <= last[key]:
+                first[key], last[key] = min(first[key], r.first), max(last[key], r.last)
     buffers: list[Buffer] = []
     by_key: dict[int, Storage] = {}
     for i, step in enumerate(prog.steps):

@@ -93,9 +93,11 @@ class NodeEmitter:
     """What a rule's emit closure writes through: pointers, dims, lines, blocks."""
 
     def __init__(self, src: Source, names: dict[int, str], symbols: dict[str, str],
-                 status: int | None = None, scratch_offset: int | None = None, profile: bool = False):
+                 status: int | None = None, scratch_offset: int | None = None, profile: bool = False,
+                 region: bool = False):
         self.src = src
         self._profile = profile
+        self._region = region
         self._names = names
         self._symbols = symbols
         self._status = status
@@ -111,7 +113,7 @@ class NodeEmitter:
 
     def line(self, text: str) -> None:
         kind = kernel_kind(text) if self._profile else None
-        self.src.line(text if kind is None else timed(text, kind))
+        self.src.line(text if kind is None else timed(text, kind, self._region))
 
     def block(self, head: str = ""):
         return self.src.block(head)
@@ -234,10 +236,17 @@ def _render_run(src: Source, prog: Program, names: dict[int, str],
         for v in list(prog.graph.inputs) + prog.weights:
             _declare(src, prog, v, names)
             declared.add(id(v))
-        for i, step in enumerate(prog.steps):
+        regions = {r.first: r for r in prog.regions}
+        i = 0
+        while i < len(prog.steps):
+            if i in regions:
+                i = _render_region(src, prog, regions[i], names, symbols, declared, profile) + 1
+                continue
+            step = prog.steps[i]
+            i += 1
             node, lowered = step.node, step.lowered
-            fills = prog.fills.get(i, [])
-            if not prog.run[i] and not fills:
+            fills = prog.fills.get(i - 1, [])
+            if not prog.run[i - 1] and not fills:
                 continue
             src.line("")
             src.comment(f"{node.op.value} {node.name}")
@@ -246,13 +255,13 @@ def _render_run(src: Source, prog: Program, names: dict[int, str],
                 if id(v) in prog.storage and id(v) not in declared:
                     _declare(src, prog, v, names)
                     declared.add(id(v))
-            if prog.run[i]:
+            if prog.run[i - 1]:
                 code = None
                 if lowered.status is not None:
                     code = len(status)
                     status[code] = f"node {node.describe()}: {lowered.status}"
                 body = Source()
-                lowered.emit(NodeEmitter(body, names, symbols, code, prog.scratch.get(i), profile))
+                lowered.emit(NodeEmitter(body, names, symbols, code, prog.scratch.get(i - 1), profile))
                 if not body.empty:
                     with src.block():
                         src.extend(body)
@@ -272,3 +281,29 @@ def _render_run(src: Source, prog: Program, names: dict[int, str],
             plain.line(f"std::memcpy(outputs[{k}], {names[id(v)]}, sizeof({ctype(info.dtype)}) * {size});")
         src.line("return 0;")
     return status
+
+
+def _render_region(src: Source, prog: Program, region, names: dict[int, str], symbols: dict[str, str],
+                   declared: set[int], profile: bool) -> int:
+    """One row region (regions.py): its buffers declared, then one parallel_rows whose body
+    runs every member's row form on the thread's rows. Returns the region's last step."""
+    src.line("")
+    src.comment(f"row region: {len(region.members)} kernels on the same rows, one hand-off")
+    for i in range(region.first, region.last + 1):
+        for v in prog.steps[i].node.outputs:
+            if id(v) in prog.storage and id(v) not in declared:
+                _declare(src, prog, v, names)
+                declared.add(id(v))
+    plain = NodeEmitter(src, names, symbols)
+    head = (f"ff::parallel_rows({plain.dim(region.count)}, ff::kRowAlign, "
+            f"{plain.dim(region.work)} >= ff::kGemmGrain, [&](int64_t r0_, int64_t r1_)")
+    with src.block(head, tail="});"):
+        for i in region.members:
+            node = prog.steps[i].node
+            src.comment(f"{node.op.value} {node.name}")
+            body = Source()
+            prog.steps[i].lowered.rows.emit(NodeEmitter(body, names, symbols, profile=profile, region=True),
+                                            "r0_", "r1_")
+            with src.block():
+                src.extend(body)
+    return region.last

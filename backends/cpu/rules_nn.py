@@ -17,7 +17,8 @@ from ...ir.op import Op
 from ...ir.reference.nn import _geometry, _pads
 from .errors import ShapeError
 from .heads import merge_into
-from .lowering import ONE, Ctx, Info, Lowered, axis_index, broadcast_strides, coalesce, rule
+from .lowering import ONE, Ctx, Info, Lowered, RowForm, axis_index, broadcast_strides, coalesce, rule
+from .packing import ROW_SPLIT_BYTES, packed_bytes
 from .renderer import c_float
 from .rules_elementwise import emit_broadcast, lambda_src
 from .symexpr import Expr, numel
@@ -72,14 +73,23 @@ def linear(ctx: Ctx, node: Node) -> Lowered:
     if _packable(ctx, node):
         ctx.packed.add(id(node.inputs[1]))
 
-        def emit_packed(e):
+        def operands(e) -> str:
             r = e.ptr(node.inputs[3]) if fused_res else "nullptr"
+            return (f"{e.dim(n)}, {e.dim(k)}, {e.ptr(node.inputs[0])}, {e.ptr(node.inputs[1])}, "
+                    f"{e.ptr(node.outputs[0])}, {e.ptr(node.input(2))}, {act}, {r}")
+
+        def emit_packed(e):
             y = e.ptr(node.outputs[0])
-            e.line(f"ff::packed_linear({e.dim(m)}, {e.dim(n)}, {e.dim(k)}, {e.ptr(node.inputs[0])}, "
-                   f"{e.ptr(node.inputs[1])}, {y}, {e.ptr(node.input(2))}, {act}, {r});")
+            e.line(f"ff::packed_linear({e.dim(m)}, {operands(e)});")
             if res is not None and not fused_res:
                 emit_broadcast(e, y, shape, [(y, shape), (e.ptr(node.inputs[3]), res.shape)], _ADD)
-        return Lowered([Info(DType.FLOAT, shape)], emit_packed)
+
+        rows = None
+        # a weight each thread may read whole (else the threads split its panels, not rows)
+        if (res is None or fused_res) and packed_bytes(k.value, n.value) <= ROW_SPLIT_BYTES:
+            rows = RowForm(m, lambda e, lo, hi: e.line(f"ff::packed_linear_rows({lo}, {hi}, {operands(e)});"),
+                           frozenset({0, 3}), m * n * k)
+        return Lowered([Info(DType.FLOAT, shape)], emit_packed, rows=rows)
 
     def emit(e):
         y = e.ptr(node.outputs[0])
@@ -197,16 +207,27 @@ def attention(ctx: Ctx, node: Node) -> Lowered:
                for x, info in zip(node.inputs[:3], (q, k, v))]
     strides.append(merge_into(ctx, node, out_shape) or _head_strides(out_shape))
 
-    def emit(e):
+    def operands(e) -> str:
         mstrides = broadcast_strides(mask.shape, scores) if mask is not None else (Expr.const(0),) * 4
         ms = e.array(mstrides)
         mptr = f"static_cast<const {mtype}*>({e.ptr(node.input(3))})"
         qs, ks, vs, os_ = (e.array(st) for st in strides)
-        e.line(f"ff::attention({', '.join(e.dim(x) for x in (b, h, kvh, sq, sk, d, dv))}, "
-               f"{e.ptr(node.inputs[0])}, {qs}, {e.ptr(node.inputs[1])}, {ks}, {e.ptr(node.inputs[2])}, {vs}, "
-               f"{mptr}, {ms}, {kind}, {str(bool(node.attrs.causal)).lower()}, {c_float(scale)}f, "
-               f"{e.ptr(node.outputs[0])}, {os_});")
-    return Lowered([Info(DType.FLOAT, out_shape)], emit)
+        return (f"{', '.join(e.dim(x) for x in (b, h, kvh, sq, sk, d, dv))}, "
+                f"{e.ptr(node.inputs[0])}, {qs}, {e.ptr(node.inputs[1])}, {ks}, {e.ptr(node.inputs[2])}, {vs}, "
+                f"{mptr}, {ms}, {kind}, {str(bool(node.attrs.causal)).lower()}, {c_float(scale)}f, "
+                f"{e.ptr(node.outputs[0])}, {os_}")
+
+    def emit(e):
+        e.line(f"ff::attention({operands(e)});")
+
+    rows = None
+    # by query rows when the output is laid out [batch, seq, heads * dv] (heads merged in
+    # place), so row b * sq + i of its buffer is query i of batch b; not causal, where the
+    # last rows see the most keys and equal row ranges are unequal work
+    if not node.attrs.causal and tuple(strides[3]) == (sq * h * dv, dv, h * dv):
+        rows = RowForm(b * sq, lambda e, lo, hi: e.line(f"ff::attention_span({lo}, {hi}, {operands(e)});"),
+                       frozenset(), b * h * sq * sk * (d + dv))
+    return Lowered([Info(DType.FLOAT, out_shape)], emit, rows=rows)
 
 
 def _head_strides(shape) -> tuple[Expr, Expr, Expr]:
@@ -303,12 +324,18 @@ def layer_norm(ctx: Ctx, node: Node) -> Lowered:
     stat = x.shape[:axis] + (ONE,) * (x.rank - axis)
     outs = [Info(DType.FLOAT, x.shape)] + [Info(DType.FLOAT, stat)] * (len(node.outputs) - 1)
 
-    def emit(e):
+    def operands(e) -> str:
         extra = [e.ptr(v) for v in node.outputs[1:]] + ["nullptr"] * (3 - len(node.outputs))
-        e.line(f"ff::layer_norm({e.dim(rows)}, {e.dim(cols)}, {e.ptr(node.inputs[0])}, {e.ptr(node.inputs[1])}, "
-               f"{e.ptr(node.input(2))}, {c_float(np.float32(node.attrs.epsilon))}f, {e.ptr(node.outputs[0])}, "
-               f"{extra[0]}, {extra[1]});")
-    return Lowered(outs, emit)
+        return (f"{e.dim(cols)}, {e.ptr(node.inputs[0])}, {e.ptr(node.inputs[1])}, {e.ptr(node.input(2))}, "
+                f"{c_float(np.float32(node.attrs.epsilon))}f, {e.ptr(node.outputs[0])}, {extra[0]}, {extra[1]}")
+
+    return Lowered(outs, lambda e: e.line(f"ff::layer_norm({e.dim(rows)}, {operands(e)});"),
+                   rows=_norm_rows(rows, cols, "layer_norm", operands))
+
+
+def _norm_rows(rows: Expr, cols: Expr, kernel: str, operands) -> RowForm:
+    return RowForm(rows, lambda e, lo, hi: e.line(f"ff::{kernel}_rows({lo}, {hi}, {operands(e)});"),
+                   frozenset({0}), rows * cols)
 
 
 @rule(Op.RMSNorm)
@@ -321,10 +348,12 @@ def rms_norm(ctx: Ctx, node: Node) -> Lowered:
             _trailing(ctx, node, p, x.shape[axis:], what)
     rows, cols = _rows_cols(x, axis)
 
-    def emit(e):
-        e.line(f"ff::rms_norm({e.dim(rows)}, {e.dim(cols)}, {e.ptr(node.inputs[0])}, {e.ptr(node.input(1))}, "
-               f"{e.ptr(node.input(2))}, {c_float(np.float32(node.attrs.epsilon))}f, {e.ptr(node.outputs[0])});")
-    return Lowered([Info(DType.FLOAT, x.shape)], emit)
+    def operands(e) -> str:
+        return (f"{e.dim(cols)}, {e.ptr(node.inputs[0])}, {e.ptr(node.input(1))}, {e.ptr(node.input(2))}, "
+                f"{c_float(np.float32(node.attrs.epsilon))}f, {e.ptr(node.outputs[0])}")
+
+    return Lowered([Info(DType.FLOAT, x.shape)], lambda e: e.line(f"ff::rms_norm({e.dim(rows)}, {operands(e)});"),
+                   rows=_norm_rows(rows, cols, "rms_norm", operands))
 
 
 @rule(Op.CRMSNorm)
@@ -333,10 +362,12 @@ def crms_norm(ctx: Ctx, node: Node) -> Lowered:
     _require_float(ctx, node, x)
     rows, cols = _rows_cols(x, x.rank - 1)
 
-    def emit(e):
-        e.line(f"ff::crms_norm({e.dim(rows)}, {e.dim(cols)}, {node.attrs.dim}, {e.ptr(node.inputs[0])}, "
-               f"{c_float(np.float32(node.attrs.epsilon))}f, {e.ptr(node.outputs[0])});")
-    return Lowered([Info(DType.FLOAT, x.shape)], emit)
+    def operands(e) -> str:
+        return (f"{e.dim(cols)}, {node.attrs.dim}, {e.ptr(node.inputs[0])}, "
+                f"{c_float(np.float32(node.attrs.epsilon))}f, {e.ptr(node.outputs[0])}")
+
+    return Lowered([Info(DType.FLOAT, x.shape)], lambda e: e.line(f"ff::crms_norm({e.dim(rows)}, {operands(e)});"),
+                   rows=_norm_rows(rows, cols, "crms_norm", operands))
 
 
 @rule(Op.SkipLayerNorm, Op.SkipRMSNorm)

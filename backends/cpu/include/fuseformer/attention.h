@@ -251,43 +251,63 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
     }
 }
 
+// Scratch of attention_rows for blocks of up to `rows` query rows: one per thread, kept
+// between calls (a fresh, zero-filled and page-faulted vector per task cost more than the
+// attention of a short sequence).
+inline float* attn_scratch(int64_t rows, int64_t d, int64_t dv, int64_t sk) {
+    static thread_local std::vector<float> buf;
+    const size_t need = size_t(attn_buffer(rows, d, dv, std::min(sk, kAttnKeys)));
+    if (buf.size() < need) buf.resize(need);
+    return buf.data();
+}
+
 // q [B, H, Sq, D], k [B, KVH, Sk, D], v [B, KVH, Sk, Dv], out [B, H, Sq, Dv], each with its
 // own element strides over (batch, head, seq) in qs, ks, vs, os and a contiguous last dim.
 // The mask element of (b, h, i, j) is mask[b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3]] (stride 0
 // where the mask broadcasts). Causal keeps key j <= i + (Sk - Sq), bottom-right aligned.
+//
+// attention_span computes, on the calling thread, every head of the query rows r in
+// [lo, hi) of the flattened (batch, query) index r = b * Sq + i: the form a row region of
+// the generated code calls, each thread on its own rows.
+template <class M>
+void attention_span(int64_t lo, int64_t hi, int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk,
+                    int64_t D, int64_t Dv, const float* q, const int64_t* qs, const float* k,
+                    const int64_t* ks, const float* v, const int64_t* vs, const M* mask,
+                    const int64_t* ms, int mask_kind, bool causal, float scale, float* out,
+                    const int64_t* os) {
+    if (Sq <= 0 || lo >= hi) return;
+    const AttnShape a{B, H, KVH, Sq, Sk, D, Dv};
+    const uint64_t call = g_attention_calls.fetch_add(1, std::memory_order_relaxed) + 1;
+    for (int64_t b = lo / Sq; b * Sq < hi; ++b) {
+        const int64_t first = std::max(lo - b * Sq, int64_t(0)), last = std::min(hi - b * Sq, Sq);
+        const int64_t nblocks = (last - first + kAttnRows - 1) / kAttnRows;
+        const int64_t rows = (last - first + nblocks - 1) / nblocks;
+        float* buf = attn_scratch(rows, D, Dv, Sk);
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t i0 = first; i0 < last; i0 += rows)
+                attention_rows(call, a, b, h, i0, std::min(rows, last - i0), q, qs, k, ks, v, vs, mask, ms,
+                               mask_kind, causal, scale, out, os, buf);
+    }
+}
+
 template <class M>
 void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_t D, int64_t Dv,
                const float* q, const int64_t* qs, const float* k, const int64_t* ks, const float* v,
                const int64_t* vs, const M* mask, const int64_t* ms, int mask_kind, bool causal,
                float scale, float* out, const int64_t* os) {
-    const AttnShape a{B, H, KVH, Sq, Sk, D, Dv};
     const int64_t work = B * H * Sq * Sk * (D + Dv + 8);
-    const uint64_t call = g_attention_calls.fetch_add(1, std::memory_order_relaxed) + 1;
-    // one scratch per thread, kept between calls: a fresh (zero-filled, page-faulted)
-    // vector per task cost more than the attention of a short sequence
-    auto scratch = [&](int64_t rows) {
-        static thread_local std::vector<float> buf;
-        const size_t need = size_t(attn_buffer(rows, D, Dv, std::min(Sk, kAttnKeys)));
-        if (buf.size() < need) buf.resize(need);
-        return buf.data();
-    };
-    auto run = [&](int64_t b, int64_t h, int64_t i0, int64_t nq, float* buf) {
-        attention_rows(call, a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal, scale,
-                       out, os, buf);
-    };
     if (B == 1 && H * Dv <= kRowAffineWidth && !causal) {
         // a narrow model's Linears split their rows between the threads (packed_linear): the
         // query rows split the same way, so each thread's output rows stay in its cache
         // (not when causal: the last rows see the most keys, and the split would be uneven)
         parallel_rows(Sq, kRowAlign, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
-            const int64_t nblocks = (hi_ - lo_ + kAttnRows - 1) / kAttnRows;
-            const int64_t rows = (hi_ - lo_ + nblocks - 1) / nblocks;
-            float* buf = scratch(rows);
-            for (int64_t h = 0; h < H; ++h)
-                for (int64_t i0 = lo_; i0 < hi_; i0 += rows) run(0, h, i0, std::min(rows, hi_ - i0), buf);
+            attention_span(lo_, hi_, B, H, KVH, Sq, Sk, D, Dv, q, qs, k, ks, v, vs, mask, ms, mask_kind,
+                           causal, scale, out, os);
         });
         return;
     }
+    const AttnShape a{B, H, KVH, Sq, Sk, D, Dv};
+    const uint64_t call = g_attention_calls.fetch_add(1, std::memory_order_relaxed) + 1;
     // query blocks of about equal size in whole register tiles: 197 rows make blocks of
     // 60, 60, 60 and 17 (one partial tile), not 50 each (four 2-row tiles); 65 not 64 and 1
     const int64_t parts = std::max<int64_t>(1, (Sq + kAttnRows - 1) / kAttnRows);
@@ -295,11 +315,13 @@ void attention(int64_t B, int64_t H, int64_t KVH, int64_t Sq, int64_t Sk, int64_
     const int64_t rows = std::max<int64_t>(1, (even + kRows - 1) / kRows * kRows);
     const int64_t nblocks = std::max<int64_t>(1, (Sq + rows - 1) / rows);
     parallel_for(B * H * nblocks, work > 4 * kParallelGrain, [&](int64_t lo_, int64_t hi_) {
-        float* buf = scratch(rows);
+        float* buf = attn_scratch(rows, D, Dv, Sk);
         for (int64_t t = lo_; t < hi_; ++t) {
             const int64_t b = t / (H * nblocks), h = (t / nblocks) % H, i0 = (t % nblocks) * rows;
             const int64_t nq = std::min(rows, Sq - i0);
-            if (nq > 0) run(b, h, i0, nq, buf);
+            if (nq > 0)
+                attention_rows(call, a, b, h, i0, nq, q, qs, k, ks, v, vs, mask, ms, mask_kind, causal,
+                               scale, out, os, buf);
         }
     });
 }

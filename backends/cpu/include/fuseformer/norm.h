@@ -24,44 +24,63 @@ inline void scale_row(int64_t n, const float* x, float a, float sub, const float
     if (j < n) vstore_first(y + j, one(vload_first(x + j, n - j), j, n - j), n - j);
 }
 
+// The norms come in two forms: name_rows(lo, hi, ...) normalizes rows [lo, hi) on the
+// calling thread (a row region of the generated code runs it on the thread's own rows),
+// name(rows, ...) splits all rows between the threads.
+
 // LayerNormalization (stash float): y = (x - mean) / sqrt(var + eps) * scale + bias.
 // mean_out / inv_out (the optional Mean and InvStdDev outputs) may be null.
+inline void layer_norm_rows(int64_t lo, int64_t hi, int64_t cols, const float* x, const float* scale,
+                            const float* bias, float eps, float* y, float* mean_out, float* inv_out) {
+    for (int64_t r = lo; r < hi; ++r) {
+        const float* xr = x + r * cols;
+        const float mean = float(row_sums(cols, xr, 0.f).sum / double(cols));
+        const double var = row_sums(cols, xr, mean).sumsq / double(cols);
+        const float inv = 1.0f / std::sqrt(float(var) + eps);
+        scale_row(cols, xr, inv, mean, scale, bias, y + r * cols);
+        if (mean_out) mean_out[r] = mean;
+        if (inv_out) inv_out[r] = inv;
+    }
+}
+
 inline void layer_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
                        const float* bias, float eps, float* y, float* mean_out, float* inv_out) {
     parallel_rows(rows, kRowAlign, rows * cols > kRowGrain, [&](int64_t lo_, int64_t hi_) {
-        for (int64_t r = lo_; r < hi_; ++r) {
-            const float* xr = x + r * cols;
-            const float mean = float(row_sums(cols, xr, 0.f).sum / double(cols));
-            const double var = row_sums(cols, xr, mean).sumsq / double(cols);
-            const float inv = 1.0f / std::sqrt(float(var) + eps);
-            scale_row(cols, xr, inv, mean, scale, bias, y + r * cols);
-            if (mean_out) mean_out[r] = mean;
-            if (inv_out) inv_out[r] = inv;
-        }
+        layer_norm_rows(lo_, hi_, cols, x, scale, bias, eps, y, mean_out, inv_out);
     });
 }
 
 // RMSNorm: y = x / sqrt(mean(x^2) + eps) (* scale) (+ bias); scale and bias may be null.
+inline void rms_norm_rows(int64_t lo, int64_t hi, int64_t cols, const float* x, const float* scale,
+                          const float* bias, float eps, float* y) {
+    for (int64_t r = lo; r < hi; ++r) {
+        const float* xr = x + r * cols;
+        const float denom = std::sqrt(float(row_sums(cols, xr, 0.f).sumsq / double(cols)) + eps);
+        scale_row(cols, xr, 1.f / denom, 0.f, scale, bias, y + r * cols);
+    }
+}
+
 inline void rms_norm(int64_t rows, int64_t cols, const float* x, const float* scale,
                      const float* bias, float eps, float* y) {
     parallel_rows(rows, kRowAlign, rows * cols > kRowGrain, [&](int64_t lo_, int64_t hi_) {
-        for (int64_t r = lo_; r < hi_; ++r) {
-            const float* xr = x + r * cols;
-            const float denom = std::sqrt(float(row_sums(cols, xr, 0.f).sumsq / double(cols)) + eps);
-            scale_row(cols, xr, 1.f / denom, 0.f, scale, bias, y + r * cols);
-        }
+        rms_norm_rows(lo_, hi_, cols, x, scale, bias, eps, y);
     });
 }
 
 // CRMSNorm: the dropped coordinate is -sum(x), so sum x_full^2 = sum x^2 + (sum x)^2.
+inline void crms_norm_rows(int64_t lo, int64_t hi, int64_t cols, int64_t dim, const float* x, float eps,
+                           float* y) {
+    for (int64_t r = lo; r < hi; ++r) {
+        const float* xr = x + r * cols;
+        const RowSums st = row_sums(cols, xr, 0.f);
+        const float denom = std::sqrt(float((st.sumsq + st.sum * st.sum) / double(dim)) + eps);
+        scale_row(cols, xr, 1.f / denom, 0.f, nullptr, nullptr, y + r * cols);
+    }
+}
+
 inline void crms_norm(int64_t rows, int64_t cols, int64_t dim, const float* x, float eps, float* y) {
     parallel_rows(rows, kRowAlign, rows * cols > kRowGrain, [&](int64_t lo_, int64_t hi_) {
-        for (int64_t r = lo_; r < hi_; ++r) {
-            const float* xr = x + r * cols;
-            const RowSums st = row_sums(cols, xr, 0.f);
-            const float denom = std::sqrt(float((st.sumsq + st.sum * st.sum) / double(dim)) + eps);
-            scale_row(cols, xr, 1.f / denom, 0.f, nullptr, nullptr, y + r * cols);
-        }
+        crms_norm_rows(lo_, hi_, cols, dim, x, eps, y);
     });
 }
 

@@ -107,6 +107,48 @@ inline void tile_epilogue(int rows, int64_t cols, float* c, int64_t ldc, const f
         epilogue_row<A>(cols, c + r * ldc, bias, res ? res + r * ldr : nullptr);
 }
 
+// The 12 x 32 tile of Y = act(X @ W + bias) + residual at rows [i, i + rows), panel p.
+inline void linear_tile(int64_t i, int rows, int64_t p, int64_t n, int64_t k, const float* x,
+                        const float* wp, float* y, const float* bias, int act, const float* residual) {
+    const int64_t j = p * kPanel, cols = std::min<int64_t>(kPanel, n - j);
+    float* c = y + i * n + j;
+    const float* w = wp + p * k * kPanel;
+    if (k == 0) {
+        for (int r = 0; r < rows; ++r) std::memset(c + r * n, 0, size_t(cols) * sizeof(float));
+    } else {
+        packed_tile_rows(rows, k, x + i * k, k, w, c, n, cols);
+    }
+    const float* b = bias ? bias + j : nullptr;
+    const float* res = residual ? residual + i * n + j : nullptr;
+    if (!b && !res && act == kNone) return;
+    switch (act) {
+        case kNone: tile_epilogue<kNone>(rows, cols, c, n, b, res, n); break;
+        case kRelu: tile_epilogue<kRelu>(rows, cols, c, n, b, res, n); break;
+        case kGelu: tile_epilogue<kGelu>(rows, cols, c, n, b, res, n); break;
+        case kGeluTanh: tile_epilogue<kGeluTanh>(rows, cols, c, n, b, res, n); break;
+        case kSilu: tile_epilogue<kSilu>(rows, cols, c, n, b, res, n); break;
+        case kSigmoid: tile_epilogue<kSigmoid>(rows, cols, c, n, b, res, n); break;
+        case kTanh: tile_epilogue<kTanh>(rows, cols, c, n, b, res, n); break;
+        default:
+            for (int r = 0; r < rows; ++r)
+                for (int64_t q = 0; q < cols; ++q) {
+                    const float v = activate(act, b ? c[r * n + q] + b[q] : c[r * n + q]);
+                    c[r * n + q] = res ? v + res[r * n + q] : v;
+                }
+    }
+}
+
+// Rows [lo, hi) of Y = act(X @ W + bias) + residual on the calling thread (the form a row
+// region of the generated code calls); lo is a multiple of kRows, or hi is the last row.
+inline void packed_linear_rows(int64_t lo, int64_t hi, int64_t n, int64_t k, const float* x,
+                               const float* wp, float* y, const float* bias, int act,
+                               const float* residual) {
+    const int64_t panels = (n + kPanel - 1) / kPanel;
+    for (int64_t p = 0; p < panels; ++p)  // a panel stays in L1 over the thread's rows
+        for (int64_t i = lo; i < hi; i += kRows)
+            linear_tile(i, int(std::min<int64_t>(kRows, hi - i)), p, n, k, x, wp, y, bias, act, residual);
+}
+
 // Weights up to this size are split by rows between the threads (each reads all of W, which
 // stays in its L2, and keeps the rows of X and Y it already holds: parallel_rows); larger
 // ones by panels, so each thread streams only its share of W.
@@ -117,49 +159,22 @@ inline void packed_linear(int64_t m, int64_t n, int64_t k, const float* x, const
                           float* y, const float* bias, int act, const float* residual) {
     if (m == 0 || n == 0) return;
     const int64_t panels = (n + kPanel - 1) / kPanel, blocks = (m + kRows - 1) / kRows;
-    // the 12 x 32 tile of row block i, panel p, with its epilogue
-    auto tile = [&](int64_t i, int64_t p) {
-        const int rows = int(std::min<int64_t>(kRows, m - i));
-        const int64_t j = p * kPanel, cols = std::min<int64_t>(kPanel, n - j);
-        float* c = y + i * n + j;
-        const float* w = wp + p * k * kPanel;
-        if (k == 0) {
-            for (int r = 0; r < rows; ++r) std::memset(c + r * n, 0, size_t(cols) * sizeof(float));
-        } else {
-            packed_tile_rows(rows, k, x + i * k, k, w, c, n, cols);
-        }
-        const float* b = bias ? bias + j : nullptr;
-        const float* res = residual ? residual + i * n + j : nullptr;
-        if (!b && !res && act == kNone) return;
-        switch (act) {
-            case kNone: tile_epilogue<kNone>(rows, cols, c, n, b, res, n); break;
-            case kRelu: tile_epilogue<kRelu>(rows, cols, c, n, b, res, n); break;
-            case kGelu: tile_epilogue<kGelu>(rows, cols, c, n, b, res, n); break;
-            case kGeluTanh: tile_epilogue<kGeluTanh>(rows, cols, c, n, b, res, n); break;
-            case kSilu: tile_epilogue<kSilu>(rows, cols, c, n, b, res, n); break;
-            case kSigmoid: tile_epilogue<kSigmoid>(rows, cols, c, n, b, res, n); break;
-            case kTanh: tile_epilogue<kTanh>(rows, cols, c, n, b, res, n); break;
-            default:
-                for (int r = 0; r < rows; ++r)
-                    for (int64_t q = 0; q < cols; ++q) {
-                        const float v = activate(act, b ? c[r * n + q] + b[q] : c[r * n + q]);
-                        c[r * n + q] = res ? v + res[r * n + q] : v;
-                    }
-        }
-    };
     const bool worth_it = m * n * k >= kGemmGrain;
     if (panels * k * kPanel * int64_t(sizeof(float)) <= kRowSplitWeights) {
         static_assert(kRowAlign % kRows == 0, "a thread's rows are whole register tiles");
         parallel_rows(m, kRowAlign, worth_it, [&](int64_t lo_, int64_t hi_) {
-            for (int64_t p = 0; p < panels; ++p)  // a panel stays in L1 over the thread's rows
-                for (int64_t i = lo_; i < hi_; i += kRows) tile(i, p);
+            packed_linear_rows(lo_, hi_, n, k, x, wp, y, bias, act, residual);
         });
         return;
     }
     // panel-major units: a static split gives each thread a run of whole panels, so each
     // reads only its share of the weights, and a panel's rows reuse it from L2
     parallel_for(panels * blocks, worth_it, [&](int64_t lo_, int64_t hi_) {
-        for (int64_t u = lo_; u < hi_; ++u) tile((u % blocks) * kRows, u / blocks);
+        for (int64_t u = lo_; u < hi_; ++u) {
+            const int64_t i = (u % blocks) * kRows;
+            linear_tile(i, int(std::min<int64_t>(kRows, m - i)), u / blocks, n, k, x, wp, y, bias, act,
+                        residual);
+        }
     });
 }
 
