@@ -50,6 +50,30 @@ def test_attention_many_blocks(tmp_path):
     check_against_interpreter(g, feeds, {"batch": 1, "seq": s}, tmp_path / "art")
 
 
+@pytest.mark.parametrize("d,dv", [(16, 16), (32, 64), (48, 32)])
+def test_attention_whole_vector_heads(tmp_path, d, dv):
+    # heads whose width is whole 16-float vectors: K is packed by 16 x 16 register
+    # transposes (a key count that is not a multiple of 16 leaves a scalar tail) and V is
+    # read in place (one or several 32-column panels, or one 16-column half); 600 keys make
+    # two key blocks (512, 88), so the in-place V is also read from the second block on
+    g = Graph("attention_vectors")
+    q = g.add_input("q", F32, (B, 4, S, d))
+    k = g.add_input("k", F32, (B, 2, S, d))
+    v = g.add_input("v", F32, (B, 2, S, dv))
+    add = g.add_input("add", F32, (B, 1, 1, S))
+    g.outputs.extend([
+        out(g, Op.Attention, [q, k, v]),
+        out(g, Op.Attention, [q, k, v, add], A.AttentionAttrs(scale=0.3, mask_kind="additive", causal=1)),
+    ])
+    s = 600
+    feeds = {"q": randn(RNG, 1, 4, s, d) * 2, "k": randn(RNG, 1, 2, s, d), "v": randn(RNG, 1, 2, s, dv),
+             "add": np.where(RNG.random((1, 1, 1, s)) < 0.3, -1e4, 0.5).astype(np.float32)}
+    check_against_interpreter(g, feeds, {"batch": 1, "seq": s}, tmp_path / "art")
+    # 37 keys: two whole 16-key transposes and a tail of 5
+    short = {n: a[:, :, :37] if n != "add" else a[..., :37] for n, a in feeds.items()}
+    check_against_interpreter(g, short, {"batch": 1, "seq": s}, tmp_path / "art")
+
+
 def _gelu_tanh64(x: float) -> float:
     return x / (1.0 + math.exp(min(-2.0 * 0.7978845608028654 * (x + 0.044715 * x ** 3), 700.0)))
 

@@ -41,7 +41,22 @@ inline void attn_pack_k(int64_t nk, int64_t d, const float* k, int64_t kstride, 
                         float* __restrict kp) {
     const int64_t panels = (nk + kPanel - 1) / kPanel;
     if (nk % kPanel) std::fill(kp + (panels - 1) * d * kPanel, kp + panels * d * kPanel, 0.f);
-    for (int64_t j = 0; j < nk; ++j) {  // a transpose: K's rows are read in order
+    int64_t j = 0;
+    if (d % kVec == 0) {
+        // 16 keys x 16 dims at a time, transposed in registers; each dim's 16 keys are then
+        // one vector store (half a panel row)
+        const v16f sv = vsplat(scale);
+        for (; j + kVec <= nk; j += kVec) {
+            float* dst = kp + (j / kPanel) * d * kPanel + j % kPanel;
+            for (int64_t t0 = 0; t0 < d; t0 += kVec) {
+                v16f r[kVec];
+                for (int i = 0; i < kVec; ++i) r[i] = vload(k + (j + i) * kstride + t0) * sv;
+                transpose16(r);
+                for (int t = 0; t < kVec; ++t) vstore(dst + (t0 + t) * kPanel, r[t]);
+            }
+        }
+    }
+    for (; j < nk; ++j) {  // a transpose: K's rows are read in order
         float* dst = kp + (j / kPanel) * d * kPanel + j % kPanel;
         const float* src = k + j * kstride;
         for (int64_t t = 0; t < d; ++t) dst[t * kPanel] = src[t] * scale;
@@ -103,8 +118,20 @@ inline float row_exp_sum(int64_t n, float* __restrict x, float m) {
     return hsum(acc);
 }
 
+// V's block as the P V product reads it: packed (attn_pack_v) as panels of 32 columns,
+// [dv/32][nk][32], or in place when dv is whole vectors (a 16, 32, 64 or 128 wide head):
+// panel p then starts at column 32 p of V's rows, `ldw` floats apart.
+struct VBlock {
+    const float* v;
+    int64_t panel_step, ldw;
+};
+
+// Whether attention reads V in place (see VBlock): its rows then hold whole vectors only,
+// so no load reaches past a row's end.
+inline bool v_in_place(int64_t dv) { return dv % kVec == 0; }
+
 // o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), p rows `ns` and
-// o rows `ostride` apart. V's block is packed (attn_pack_v) as panels of 32 columns, [dv/32][nk][32], in vp.
+// o rows `ostride` apart.
 inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride, float* __restrict vp) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
     for (int64_t p = 0; p < panels; ++p) {
@@ -118,7 +145,7 @@ inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride,
 }
 
 inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, int64_t ns, bool accumulate,
-                        float* o, int64_t ostride, const float* __restrict vp) {
+                        float* o, int64_t ostride, VBlock vb) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
     float tile[kRows * kPanel];
     for (int64_t i = 0; i < nq; i += kRows) {
@@ -131,11 +158,12 @@ inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, int
                     for (int r = 0; r < rows; ++r) std::fill(c + r * ostride, c + r * ostride + cols, 0.f);
                 continue;
             }
+            const float* w = vb.v + p * vb.panel_step;
             if (!accumulate) {
-                packed_tile_rows(rows, nk, pm + i * ns, ns, vp + p * nk * kPanel, c, ostride, cols);
+                packed_tile_rows(rows, nk, pm + i * ns, ns, w, c, ostride, cols, vb.ldw);
                 continue;
             }
-            packed_tile_rows(rows, nk, pm + i * ns, ns, vp + p * nk * kPanel, tile, kPanel, cols);
+            packed_tile_rows(rows, nk, pm + i * ns, ns, w, tile, kPanel, cols, vb.ldw);
             for (int r = 0; r < rows; ++r)
                 for (int64_t tt = 0; tt < cols; ++tt) c[r * ostride + tt] += tile[r * kPanel + tt];
         }
@@ -197,9 +225,10 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
         PackedKV& packed = packed_kv();
         const float* kblock = kb + j0 * ks[2];
         const float* vblock = vb + j0 * vs[2];
+        const bool v_direct = v_in_place(a.dv);
         if (!(packed.call == call && packed.k == kblock && packed.v == vblock && packed.nk == nk)) {
             attn_pack_k(nk, a.d, kblock, ks[2], scale, kp);
-            attn_pack_v(nk, a.dv, vblock, vs[2], vp);
+            if (!v_direct) attn_pack_v(nk, a.dv, vblock, vs[2], vp);
             packed = PackedKV{call, kblock, vblock, nk};
         }
         const int64_t ns = round_vec(nk);
@@ -237,7 +266,8 @@ void attention_rows(uint64_t call, const AttnShape& a, int64_t b, int64_t h, int
                 for (int64_t t = 0; t < a.dv; ++t) orow[t] *= c[r];
             }
         }
-        attn_values(nq, nk, a.dv, s, ns, j0 > 0, ob, os[2], vp);
+        attn_values(nq, nk, a.dv, s, ns, j0 > 0, ob, os[2],
+                    v_direct ? VBlock{vblock, kPanel, vs[2]} : VBlock{vp, nk * kPanel, kPanel});
     }
     // a row with every key masked gives zeros, as the reference does
     for (int64_t r = 0; r < nq; ++r) {

@@ -27,9 +27,12 @@ constexpr int64_t kPrefetch = 32;  // k steps ahead that packed_tile prefetches 
 
 // MR rows x (16 * NV) columns of a panel: NV = 2 for a full panel, 1 for a tail of at most
 // 16 columns (a 65-token attention's last key, a 16-wide head), which then costs half.
+// The panel's k rows are `ldw` floats apart: kPanel when packed, a row stride when the B
+// operand is read in place (attention's V, whose rows are already whole vectors).
 template <int MR, int NV>
 inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
-                        const float* __restrict w, float* __restrict c, int64_t ldc, int64_t cols) {
+                        const float* __restrict w, float* __restrict c, int64_t ldc, int64_t cols,
+                        int64_t ldw = kPanel) {
     static_assert(NV == 1 || NV == 2, "a panel is 32 floats: one or two 16-float vectors");
     v16f lo[MR], hi[MR];
     for (int r = 0; r < MR; ++r) {
@@ -37,9 +40,9 @@ inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
         hi[r] = v16f{};
     }
     auto step = [&](int64_t p) {
-        const v16f w0 = *reinterpret_cast<const v16f*>(w + p * kPanel);
+        const v16f w0 = *reinterpret_cast<const v16f*>(w + p * ldw);
         if constexpr (NV == 2) {
-            const v16f w1 = *reinterpret_cast<const v16f*>(w + p * kPanel + 16);
+            const v16f w1 = *reinterpret_cast<const v16f*>(w + p * ldw + 16);
 #pragma GCC unroll 16
             for (int r = 0; r < MR; ++r) {
                 const float s = a[r * lda + p];
@@ -57,8 +60,8 @@ inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
     // ahead in the panel, run without (a clamped address cost a tenth of the gain).
     int64_t p = 0;
     for (; p + kPrefetch < k; ++p) {
-        __builtin_prefetch(w + (p + kPrefetch) * kPanel, 0, 3);
-        if constexpr (NV == 2) __builtin_prefetch(w + (p + kPrefetch) * kPanel + 16, 0, 3);
+        __builtin_prefetch(w + (p + kPrefetch) * ldw, 0, 3);
+        if constexpr (NV == 2) __builtin_prefetch(w + (p + kPrefetch) * ldw + 16, 0, 3);
         step(p);
     }
     for (; p < k; ++p) step(p);
@@ -77,27 +80,27 @@ inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
 
 template <int NV>
 inline void packed_tile_n(int rows, int64_t k, const float* a, int64_t lda, const float* w, float* c,
-                          int64_t ldc, int64_t cols) {
+                          int64_t ldc, int64_t cols, int64_t ldw = kPanel) {
     switch (rows) {
-        case 12: packed_tile<12, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 11: packed_tile<11, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 10: packed_tile<10, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 9: packed_tile<9, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 8: packed_tile<8, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 7: packed_tile<7, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 6: packed_tile<6, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 5: packed_tile<5, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 4: packed_tile<4, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 3: packed_tile<3, NV>(k, a, lda, w, c, ldc, cols); break;
-        case 2: packed_tile<2, NV>(k, a, lda, w, c, ldc, cols); break;
-        default: packed_tile<1, NV>(k, a, lda, w, c, ldc, cols); break;
+        case 12: packed_tile<12, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 11: packed_tile<11, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 10: packed_tile<10, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 9: packed_tile<9, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 8: packed_tile<8, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 7: packed_tile<7, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 6: packed_tile<6, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 5: packed_tile<5, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 4: packed_tile<4, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 3: packed_tile<3, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 2: packed_tile<2, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        default: packed_tile<1, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
     }
 }
 
 inline void packed_tile_rows(int rows, int64_t k, const float* a, int64_t lda, const float* w,
-                             float* c, int64_t ldc, int64_t cols) {
-    if (cols <= 16) packed_tile_n<1>(rows, k, a, lda, w, c, ldc, cols);
-    else packed_tile_n<2>(rows, k, a, lda, w, c, ldc, cols);
+                             float* c, int64_t ldc, int64_t cols, int64_t ldw = kPanel) {
+    if (cols <= 16) packed_tile_n<1>(rows, k, a, lda, w, c, ldc, cols, ldw);
+    else packed_tile_n<2>(rows, k, a, lda, w, c, ldc, cols, ldw);
 }
 
 template <int A>

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -226,6 +227,29 @@ inline RowSums row_sums(int64_t n, const float* x, float shift) {
         add(lanes_before(n, i) ? vload_first(x + i, n - i) - sh : v16f{});
     }
     return RowSums{hsum(s0 + s1), hsum(q0 + q1)};
+}
+
+// r[i][j] <- r[j][i]: four rounds of two-source shuffles, each swapping the off-diagonal
+// K x K blocks of every 2K x 2K block (64 shuffles for 256 floats, against 256 scalar
+// stores to scattered addresses).
+template <int K, int... L>
+inline void transpose_round(v16f& a, v16f& b, std::integer_sequence<int, L...>) {
+    const v16f lo = __builtin_shufflevector(a, b, ((L & K) == 0 ? L : 16 + L - K)...);
+    const v16f hi = __builtin_shufflevector(a, b, ((L & K) == 0 ? L + K : 16 + L)...);
+    a = lo;
+    b = hi;
+}
+
+inline void transpose16(v16f* r) {
+    constexpr auto lanes = std::make_integer_sequence<int, 16>{};
+    for (int i = 0; i < 16; ++i)
+        if ((i & 8) == 0) transpose_round<8>(r[i], r[i + 8], lanes);
+    for (int i = 0; i < 16; ++i)
+        if ((i & 4) == 0) transpose_round<4>(r[i], r[i + 4], lanes);
+    for (int i = 0; i < 16; ++i)
+        if ((i & 2) == 0) transpose_round<2>(r[i], r[i + 2], lanes);
+    for (int i = 0; i < 16; ++i)
+        if ((i & 1) == 0) transpose_round<1>(r[i], r[i + 1], lanes);
 }
 
 // halving tree: four shuffles, not fifteen dependent scalar steps
