@@ -83,8 +83,15 @@ class Session:
         self._arena = np.empty(arena_bytes + _ALIGN, np.uint8)
         self._arena_ptr = _aligned(self._arena.ctypes.data)
         self._lock = threading.Lock()
-        self._shapes: dict[tuple[int, ...], list] = {}  # dims -> output (shape, dtype)
         self._threads_set: int | None = None
+        # per-call overhead counts on small models (a 0.3 ms ViT): inputs of shapes seen
+        # before skip the checks, and a dims tuple's ff_run arguments are made once
+        self._input_names = [spec["name"] for spec in self.inputs]
+        self._output_names = [spec["name"] for spec in self.outputs]
+        self._known: dict[tuple, tuple[int, ...]] = {}  # input (dtype, shape)s -> symbol values
+        self._calls: dict[tuple[int, ...], tuple] = {}  # symbol values -> (dims, output (shape, dtype)s)
+        self._in_ptrs = (ctypes.c_void_p * max(len(self.inputs), 1))()
+        self._out_ptrs = (ctypes.c_void_p * max(len(self.outputs), 1))()
 
     def _bind(self) -> None:
         lib = self._lib
@@ -107,23 +114,18 @@ class Session:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model: input name -> array in, output name -> array out."""
-        arrays, values = self._check(inputs)
-        key = tuple(values[s] for s in self.symbols)
-        dims = (ctypes.c_int64 * max(len(self.symbols), 1))(*key)
-        shapes = self._shapes.get(key)
-        if shapes is None:
-            shapes = []
-            for k, spec in enumerate(self.outputs):
-                shape = (ctypes.c_int64 * max(len(spec["shape"]), 1))()
-                if self._lib.ff_output_shape(k, dims, shape) != 0:
-                    raise ArtifactError(f"{self.path}: the library has no output {k}")
-                shapes.append((tuple(shape[: len(spec["shape"])]), np.dtype(spec["dtype"])))
-            # per-call overhead counts on small models: the shapes of a dims tuple never change
-            self._shapes[key] = shapes
+        arrays, key = self._take(inputs)
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = self._prepare(key)
+        dims, shapes = call
         outputs = [np.empty(shape, dtype) for shape, dtype in shapes]
-        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
-        out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(*[o.ctypes.data for o in outputs])
         with self._lock:
+            in_ptrs, out_ptrs = self._in_ptrs, self._out_ptrs
+            for k, a in enumerate(arrays):
+                in_ptrs[k] = _address(a)
+            for k, o in enumerate(outputs):
+                out_ptrs[k] = _address(o)
             threads = int(self.threads or 0)
             if threads != self._threads_set:
                 self._lib.ff_set_threads(threads)
@@ -132,7 +134,37 @@ class Session:
         if code != 0:
             what = self.manifest.get("status", {}).get(str(code), f"status {code}")
             raise RunError(f"{self.path.name}: {what}")
-        return {spec["name"]: out for spec, out in zip(self.outputs, outputs)}
+        return dict(zip(self._output_names, outputs))
+
+    def _take(self, inputs: Mapping[str, np.ndarray]) -> tuple[list[np.ndarray], tuple[int, ...]]:
+        """The input arrays in spec order and the symbols' values; inputs of a (dtype, shape)
+        already checked skip the checks."""
+        try:
+            arrays = [inputs[name] for name in self._input_names]
+        except (KeyError, TypeError):
+            arrays = None
+        if arrays is not None and len(inputs) == len(arrays) and all(
+                type(a) is np.ndarray and a.flags.c_contiguous for a in arrays):
+            seen = tuple((a.dtype, a.shape) for a in arrays)
+            key = self._known.get(seen)
+            if key is not None:
+                return arrays, key
+        arrays, values = self._check(inputs)
+        key = tuple(values[s] for s in self.symbols)
+        if len(self._known) >= 4096:  # a bound for callers that sweep many shapes
+            self._known.clear()
+        self._known[tuple((a.dtype, a.shape) for a in arrays)] = key
+        return arrays, key
+
+    def _prepare(self, key: tuple[int, ...]) -> tuple:
+        dims = (ctypes.c_int64 * max(len(self.symbols), 1))(*key)
+        shapes = []
+        for k, spec in enumerate(self.outputs):
+            shape = (ctypes.c_int64 * max(len(spec["shape"]), 1))()
+            if self._lib.ff_output_shape(k, dims, shape) != 0:
+                raise ArtifactError(f"{self.path}: the library has no output {k}")
+            shapes.append((tuple(shape[: len(spec["shape"])]), np.dtype(spec["dtype"])))
+        return dims, shapes
 
     def profile(self, reset: bool = False) -> dict[str, float]:
         """Milliseconds spent per kernel kind (gemm, attention, norm, ...) over every run since
@@ -191,6 +223,15 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of a contiguous array's data: through the buffer protocol (a third of the
+    cost of ``a.ctypes.data``) when the array is writable and not empty."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
 
 
 def _aligned(address: int) -> int:
