@@ -83,7 +83,6 @@ class Session:
         self._arena = np.empty(arena_bytes + _ALIGN, np.uint8)
         self._arena_ptr = _aligned(self._arena.ctypes.data)
         self._lock = threading.Lock()
-        self._threads_set: int | None = None
         # per-call overhead counts on small models (a 0.3 ms ViT): inputs of shapes seen
         # before skip the checks, and a dims tuple's ff_run arguments are made once
         self._input_names = [spec["name"] for spec in self.inputs]
@@ -126,10 +125,13 @@ class Session:
                 in_ptrs[k] = _address(a)
             for k, o in enumerate(outputs):
                 out_ptrs[k] = _address(o)
+            # the thread count is the library's (one copy per content hash, shared by every
+            # session of the artifact): set it whenever another session left another
             threads = int(self.threads or 0)
-            if threads != self._threads_set:
+            key = self.manifest["files"]["library"]["sha256"]
+            if _THREADS.get(key) != threads:
                 self._lib.ff_set_threads(threads)
-                self._threads_set = threads
+                _THREADS[key] = threads
             code = self._lib.ff_run(in_ptrs, out_ptrs, dims, self._weights_ptr, self._arena_ptr)
         if code != 0:
             what = self.manifest.get("status", {}).get(str(code), f"status {code}")
@@ -254,6 +256,7 @@ def _map_weights(f, path: Path):
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}
+_THREADS: dict[str, int] = {}  # library hash -> the thread count last set in it
 
 
 def _open_library(path: Path, sha256: str) -> ctypes.CDLL:

@@ -208,6 +208,25 @@ def test_portable_build_and_threads(tmp_path):
             assert_close(session.run(feeds), want)
 
 
+def test_sessions_of_one_library_each_run_at_their_thread_count(artifact, monkeypatch):
+    # two sessions of one artifact share its library, whose thread count is global: each
+    # call sets it when the other session left another
+    one, two = load(artifact, threads=1), load(artifact, threads=2)
+    assert one._lib is two._lib
+    from fuseformer.runtime import session as session_module
+
+    monkeypatch.setattr(session_module, "_THREADS", {})  # whatever earlier tests left set
+    calls = []
+    real = one._lib.ff_set_threads
+    monkeypatch.setattr(one._lib, "ff_set_threads", lambda n: (calls.append(n), real(n)))
+    feeds = {"x": randn(RNG, 2, 8)}
+    for session in (one, two, two, one, one, two):
+        session.run(feeds)
+    assert calls == [1, 2, 1, 2]
+    one.close()
+    two.close()
+
+
 def test_weights_are_aligned_and_both_ways_of_loading_agree(artifact):
     # every weight sits at a 64-byte offset of a mapping of the file (the packed GEMM's
     # vector loads then never split a cache line), and the file stays valid safetensors

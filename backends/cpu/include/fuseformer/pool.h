@@ -47,10 +47,14 @@ public:
     ~Pool() { resize(0); }
 
     // Runs body(lo, hi) over chunks of [0, n) on `nt` threads (the caller being one of them).
+    // `affine`: chunk t goes to thread t (the caller is 0, worker i is i + 1) unless another
+    // thread finds it unclaimed after finishing its own (so a late worker delays nothing);
+    // otherwise chunks go in order to whichever thread asks first.
     template <class F>
-    void run(int64_t n, int64_t chunk, int nt, F& body) {
+    void run(int64_t n, int64_t chunk, int nt, F& body, bool affine = false) {
         bool& inside = in_job();
-        if (nt <= 1 || n <= chunk || inside || !busy_.try_lock()) {
+        const int64_t chunks = n > 0 && chunk > 0 ? (n + chunk - 1) / chunk : 0;
+        if (nt <= 1 || chunks <= 1 || chunks > kMaxChunks || inside || !busy_.try_lock()) {
             body(int64_t(0), n);
             return;
         }
@@ -65,17 +69,19 @@ public:
         chunk_.store(chunk, std::memory_order_relaxed);
         done_.store(0, std::memory_order_relaxed);
         const uint64_t g = (gen_.load(std::memory_order_relaxed) + 1) & kGenMask;
-        state_.store(g << kIndexBits, std::memory_order_release);
+        const bool by_thread = affine && chunks <= kClaimBits;
+        state_.store(g << kGenShift | uint64_t(by_thread) << kAffineShift | uint64_t(chunks) << kChunksShift,
+                     std::memory_order_release);
         gen_.store(g, std::memory_order_seq_cst);
         if (sleepers_.load(std::memory_order_seq_cst) > 0) {
             std::lock_guard<std::mutex> lock(m_);
             cv_.notify_all();
         }
         inside = true;
-        work(g);
+        work(g, 0);
         inside = false;
         // only chunks a worker has claimed are outstanding: they are short
-        while (done_.load(std::memory_order_acquire) < n) cpu_relax();
+        while (done_.load(std::memory_order_acquire) < chunks) cpu_relax();
         busy_.unlock();
     }
 
@@ -85,9 +91,16 @@ private:
         return inside;
     }
 
-    static constexpr int kIndexBits = 40;
-    static constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
-    static constexpr uint64_t kGenMask = (uint64_t(1) << (64 - kIndexBits)) - 1;
+    // state_ = generation | affine | chunk count | claims, one word: whether a job is
+    // finished and which chunk to claim next must be read from the word the claim's CAS
+    // checks, never from the job's other fields, which the next job may already be
+    // rewriting while a late thread still looks at a finished job (it then claimed a chunk
+    // of a job whose caller had returned). The claims are the next chunk's number, or for
+    // an affine job one bit per chunk.
+    static constexpr int kClaimBits = 20, kChunksShift = 20, kAffineShift = 39, kGenShift = 40;
+    static constexpr int64_t kMaxChunks = (int64_t(1) << 19) - 1;
+    static constexpr uint64_t kClaimMask = (uint64_t(1) << kClaimBits) - 1;
+    static constexpr uint64_t kGenMask = (uint64_t(1) << (64 - kGenShift)) - 1;
     static constexpr int kSpins = 4000;  // pause instructions before a worker sleeps (~0.1-0.5 ms)
 
     template <class F>
@@ -95,25 +108,39 @@ private:
         (*static_cast<F*>(ctx))(lo, hi);
     }
 
-    // Claim and run chunks of job g until none are left (or a newer job has replaced it).
-    void work(uint64_t g) {
+    // Claim and run chunks of job g until none are left (or a newer job has replaced it);
+    // `self` is the thread's number (the caller 0, worker i i + 1).
+    void work(uint64_t g, int self) {
         for (;;) {
             uint64_t s = state_.load(std::memory_order_acquire);
-            if ((s >> kIndexBits) != g) return;
-            const int64_t lo = int64_t(s & kIndexMask);
+            if ((s >> kGenShift) != g) return;
+            const bool affine = (s >> kAffineShift) & 1;
+            const int64_t chunks = int64_t((s >> kChunksShift) & kMaxChunks);
+            const uint64_t claims = s & kClaimMask;
+            int64_t c;
+            uint64_t next;
+            if (affine) {
+                const uint64_t all = (uint64_t(1) << chunks) - 1;
+                if ((claims & all) == all) return;
+                c = self < chunks && !((claims >> self) & 1) ? self : __builtin_ctzll(~claims & all);
+                next = s | (uint64_t(1) << c);
+            } else {
+                c = int64_t(claims);
+                if (c >= chunks) return;
+                next = s + 1;
+            }
+            if (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel)) continue;
+            // chunk c of job g is ours, and job g lasts until we report it done: its fields
+            // are job g's from here on
             const int64_t n = n_.load(std::memory_order_relaxed);
-            if (lo >= n) return;
-            const int64_t hi = std::min(n, lo + chunk_.load(std::memory_order_relaxed));
-            if (!state_.compare_exchange_weak(s, (g << kIndexBits) | uint64_t(hi),
-                                              std::memory_order_acq_rel))
-                continue;
-            // [lo, hi) of job g is ours, and job g lasts until we report it done
-            call_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), lo, hi);
-            done_.fetch_add(hi - lo, std::memory_order_acq_rel);
+            const int64_t chunk = chunk_.load(std::memory_order_relaxed);
+            const int64_t lo = c * chunk;
+            call_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), lo, std::min(n, lo + chunk));
+            done_.fetch_add(1, std::memory_order_acq_rel);
         }
     }
 
-    void worker() {
+    void worker(int self) {
         uint64_t seen = gen_.load(std::memory_order_acquire);
         for (;;) {
             uint64_t g;
@@ -134,7 +161,7 @@ private:
                 spins = 0;
             }
             seen = g;
-            work(g);
+            work(g, self);
         }
     }
 
@@ -149,12 +176,12 @@ private:
             workers_.clear();
             stop_.store(false);
         }
-        for (int i = 0; i < count; ++i) workers_.emplace_back([this] { worker(); });
+        for (int i = 0; i < count; ++i) workers_.emplace_back([this, i] { worker(i + 1); });
     }
 
     std::mutex busy_;
     std::vector<std::thread> workers_;
-    std::atomic<uint64_t> state_{0};  // generation << 40 | next index to claim
+    std::atomic<uint64_t> state_{0};  // see kGenShift
     std::atomic<uint64_t> gen_{0};
     std::atomic<int64_t> done_{0};
     std::atomic<void (*)(void*, int64_t, int64_t)> call_{nullptr};
@@ -183,9 +210,10 @@ inline void parallel_for(int64_t n, bool worth_it, F&& body) {
 // multiples of `align` rows. Kernels that split the same rows this way leave each thread
 // the rows it wrote itself, still in its own cache: on a small model (65 tokens, 64 wide)
 // splitting each kernel afresh moved its operands between the cores' caches every time and
-// made two threads 1.2x slower than one. The caller usually claims the first range before
-// a worker wakes, so range t mostly runs on the same thread kernel after kernel (who runs
-// which range only decides where the data lives, never the result).
+// made two threads 1.2x slower than one. Range t runs on thread t (an affine job) unless
+// that thread is late and another finds the range unclaimed; who runs which range only
+// decides where the data lives, never the result. (Claimed in order instead, the worker
+// took the caller's range in one job of nine, and the rows moved.)
 template <class F>
 inline void parallel_rows(int64_t m, int64_t align, bool worth_it, F&& body) {
     const int64_t blocks = (m + align - 1) / align;
@@ -196,7 +224,7 @@ inline void parallel_rows(int64_t m, int64_t align, bool worth_it, F&& body) {
     }
     const int64_t per = (blocks + nt - 1) / nt;
     auto ranges = [&](int64_t lo_, int64_t hi_) { body(lo_ * align, std::min(m, hi_ * align)); };
-    Pool::get().run(blocks, per, nt, ranges);
+    Pool::get().run(blocks, per, nt, ranges, true);
 }
 
 // The rows a thread of parallel_rows(m, kRowAlign, ...) owns end on multiples of this:
