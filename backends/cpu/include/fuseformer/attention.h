@@ -159,11 +159,11 @@ inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, int
                 continue;
             }
             const float* w = vb.v + p * vb.panel_step;
-            if (!accumulate) {
-                packed_tile_rows(rows, nk, pm + i * ns, ns, w, c, ostride, cols, vb.ldw);
-                continue;
-            }
-            packed_tile_rows(rows, nk, pm + i * ns, ns, w, tile, kPanel, cols, vb.ldw);
+            float* dst = accumulate ? tile : c;
+            const int64_t ldd = accumulate ? kPanel : ostride;
+            if (vb.ldw == kPanel) packed_tile_rows(rows, nk, pm + i * ns, ns, w, dst, ldd, cols);
+            else strided_tile_rows(rows, nk, pm + i * ns, ns, w, vb.ldw, dst, ldd, cols);
+            if (!accumulate) continue;
             for (int r = 0; r < rows; ++r)
                 for (int64_t tt = 0; tt < cols; ++tt) c[r * ostride + tt] += tile[r * kPanel + tt];
         }

@@ -27,12 +27,15 @@ constexpr int64_t kPrefetch = 32;  // k steps ahead that packed_tile prefetches 
 
 // MR rows x (16 * NV) columns of a panel: NV = 2 for a full panel, 1 for a tail of at most
 // 16 columns (a 65-token attention's last key, a 16-wide head), which then costs half.
-// The panel's k rows are `ldw` floats apart: kPanel when packed, a row stride when the B
-// operand is read in place (attention's V, whose rows are already whole vectors).
-template <int MR, int NV>
+// The panel's k rows are kPanel floats apart when packed; a B operand read in place
+// (attention's V, whose rows are already whole vectors) has them `ldw` apart (kStrided: a
+// separate instantiation, as a run-time stride in the packed one cost the large models'
+// GEMMs 8%: its loads lose their constant offsets in the unrolled loop).
+template <int MR, int NV, bool kStrided = false>
 inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
                         const float* __restrict w, float* __restrict c, int64_t ldc, int64_t cols,
                         int64_t ldw = kPanel) {
+    if constexpr (!kStrided) ldw = kPanel;
     static_assert(NV == 1 || NV == 2, "a panel is 32 floats: one or two 16-float vectors");
     v16f lo[MR], hi[MR];
     for (int r = 0; r < MR; ++r) {
@@ -78,29 +81,36 @@ inline void packed_tile(int64_t k, const float* __restrict a, int64_t lda,
     }
 }
 
-template <int NV>
+template <int NV, bool kStrided = false>
 inline void packed_tile_n(int rows, int64_t k, const float* a, int64_t lda, const float* w, float* c,
                           int64_t ldc, int64_t cols, int64_t ldw = kPanel) {
     switch (rows) {
-        case 12: packed_tile<12, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 11: packed_tile<11, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 10: packed_tile<10, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 9: packed_tile<9, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 8: packed_tile<8, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 7: packed_tile<7, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 6: packed_tile<6, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 5: packed_tile<5, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 4: packed_tile<4, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 3: packed_tile<3, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        case 2: packed_tile<2, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
-        default: packed_tile<1, NV>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 12: packed_tile<12, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 11: packed_tile<11, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 10: packed_tile<10, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 9: packed_tile<9, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 8: packed_tile<8, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 7: packed_tile<7, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 6: packed_tile<6, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 5: packed_tile<5, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 4: packed_tile<4, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 3: packed_tile<3, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        case 2: packed_tile<2, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
+        default: packed_tile<1, NV, kStrided>(k, a, lda, w, c, ldc, cols, ldw); break;
     }
 }
 
 inline void packed_tile_rows(int rows, int64_t k, const float* a, int64_t lda, const float* w,
-                             float* c, int64_t ldc, int64_t cols, int64_t ldw = kPanel) {
-    if (cols <= 16) packed_tile_n<1>(rows, k, a, lda, w, c, ldc, cols, ldw);
-    else packed_tile_n<2>(rows, k, a, lda, w, c, ldc, cols, ldw);
+                             float* c, int64_t ldc, int64_t cols) {
+    if (cols <= 16) packed_tile_n<1>(rows, k, a, lda, w, c, ldc, cols);
+    else packed_tile_n<2>(rows, k, a, lda, w, c, ldc, cols);
+}
+
+// packed_tile_rows on a B operand whose k rows are `ldw` floats apart
+inline void strided_tile_rows(int rows, int64_t k, const float* a, int64_t lda, const float* w,
+                              int64_t ldw, float* c, int64_t ldc, int64_t cols) {
+    if (cols <= 16) packed_tile_n<1, true>(rows, k, a, lda, w, c, ldc, cols, ldw);
+    else packed_tile_n<2, true>(rows, k, a, lda, w, c, ldc, cols, ldw);
 }
 
 template <int A>
