@@ -46,7 +46,12 @@ def load(path: str | os.PathLike, threads: int | None = None, mmap_weights: bool
 
 
 class Session:
-    """A loaded artifact. ``run`` may be called from several threads (calls are serialized)."""
+    """A loaded artifact. ``run`` may be called from several threads (calls are serialized).
+
+    Sessions of one artifact share its library, whose thread count is global: each call
+    sets it when another session left a different one, so two such sessions running at
+    the same moment from two threads may each run a call at the other's count.
+    """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mmap_weights: bool = False):
         self.path = Path(path)
@@ -142,20 +147,23 @@ class Session:
         """The input arrays in spec order and the symbols' values; inputs of a (dtype, shape)
         already checked skip the checks."""
         try:
-            arrays = [inputs[name] for name in self._input_names]
+            given = [inputs[name] for name in self._input_names]
         except (KeyError, TypeError):
-            arrays = None
-        if arrays is not None and len(inputs) == len(arrays) and all(
-                type(a) is np.ndarray and a.flags.c_contiguous for a in arrays):
-            seen = tuple((a.dtype, a.shape) for a in arrays)
+            given = None
+        seen = None
+        if given is not None and len(inputs) == len(given) and all(
+                type(a) is np.ndarray and a.flags.c_contiguous for a in given):
+            # the caller's own (dtype, shape)s: _check's contiguous copies make a 0-d array 1-d
+            seen = tuple((a.dtype, a.shape) for a in given)
             key = self._known.get(seen)
             if key is not None:
-                return arrays, key
+                return given, key
         arrays, values = self._check(inputs)
         key = tuple(values[s] for s in self.symbols)
-        if len(self._known) >= 4096:  # a bound for callers that sweep many shapes
-            self._known.clear()
-        self._known[tuple((a.dtype, a.shape) for a in arrays)] = key
+        if seen is not None:
+            if len(self._known) >= 4096:  # a bound for callers that sweep many shapes
+                self._known.clear()
+            self._known[seen] = key
         return arrays, key
 
     def _prepare(self, key: tuple[int, ...]) -> tuple:

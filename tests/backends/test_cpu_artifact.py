@@ -155,6 +155,21 @@ def test_inputs_are_checked(artifact):
     session.close()
 
 
+def test_a_scalar_input_keeps_its_rank_check(tmp_path):
+    # checked inputs skip the checks when their (dtype, shape) comes again: a 0-d input,
+    # which the checks copy to one element, must not let a 1-d array through afterwards
+    g = Graph("scalar")
+    x, c = g.add_input("x", DType.FLOAT, (B, 4)), g.add_input("c", DType.FLOAT, ())
+    g.outputs.append(g.make_node(Op.Mul, [x, c]).output)
+    with load(compile_cpu(g, tmp_path / "scalar", {"batch": 2})) as session:
+        x_ = randn(RNG, 2, 4)
+        for _ in range(2):
+            (got,) = session.run({"x": x_, "c": np.array(3, np.float32)}).values()
+            np.testing.assert_array_equal(got, x_ * np.float32(3))
+            with pytest.raises(RunInputError, match="must have rank 0"):
+                session.run({"x": x_, "c": np.ones(1, np.float32)})
+
+
 def test_symbols_must_agree_across_inputs(tmp_path):
     g = Graph("two")
     a, b = g.add_input("a", DType.FLOAT, (B, S)), g.add_input("b", DType.FLOAT, (B, S))
