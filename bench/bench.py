@@ -17,8 +17,10 @@ GPT-2 s128, ViT-S/16 224, a tiny ViT; batch 1, fp32, seeded random weights):
 
 Every peer runs at --threads (torch.set_num_threads, intra_op_num_threads, the artifact's
 threads). Timing: warm-up calls, then --runs timed calls split over --rounds rounds that
-visit the peers in turn (so a slow drift of the machine hits every peer alike), each round
-re-warming a peer with two untimed calls; the median is reported. Outputs are checked
+visit the peers in turn, each round re-warming a peer with two untimed calls; the median is
+reported. A ratio between two peers is paired: the median, over the rounds, of the ratio of
+their medians within the round, so that the machine's speed drifting between rounds (by up
+to 1.5x on a shared 2-core machine) cancels instead of landing on whoever ran then. Outputs are checked
 against PyTorch eager (max abs error, --atol). A peer that fails is a result: its row
 gives the reason. Writes <out>/<date>.md (a Markdown table) and <out>/<date>.png (a bar
 chart; needs matplotlib, the `bench` extra).
@@ -82,6 +84,7 @@ class PeerResult:
     error: str | None = None         # why the peer has no numbers
     max_err: float | None = None     # max abs error against PyTorch eager over every output
     notes: list[str] = field(default_factory=list)
+    rounds: list[list[float]] = field(default_factory=list)  # times_ms again, per round
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,13 @@ class PeerResult:
 
     def quantile(self, q: float) -> float:
         return float(np.quantile(self.times_ms, q))
+
+    def ratio(self, other: PeerResult) -> float:
+        """This peer's latency over ``other``'s, paired by round (see the module docstring);
+        the ratio of the medians when the two have no rounds in common."""
+        pairs = [statistics.median(a) / statistics.median(b)
+                 for a, b in zip(self.rounds, other.rounds) if a and b]
+        return statistics.median(pairs) if pairs else self.median / other.median
 
 
 @dataclass
@@ -380,13 +390,17 @@ def _time_peers(runners, results, args, spec, progress) -> None:
                     for _ in range(REWARM):
                         run()
                     times = results[peer].times_ms
+                    this_round: list[float] = []
                     for _ in range(n):
                         start = time.perf_counter()
                         run()
-                        times.append((time.perf_counter() - start) * 1e3)
+                        this_round.append((time.perf_counter() - start) * 1e3)
+                    times.extend(this_round)
+                    results[peer].rounds.append(this_round)
                 except Exception as e:
                     results[peer].error = _reason(e)
                     results[peer].times_ms.clear()
+                    results[peer].rounds.clear()
                     del runners[peer]
     finally:
         if gc_was_enabled:
@@ -516,7 +530,8 @@ def markdown(results: list[ModelResult], args, command: str, started: datetime.d
         "## Summary",
         "",
         "Median ms; in brackets the ratio to the best peer (the fastest of the others whose outputs "
-        "agree). fuseformer is ahead where its ratio is below 1.00.",
+        "agree), paired by round: the median over the rounds of the two peers' ratio within the "
+        "round. fuseformer is ahead where its ratio is below 1.00.",
         "",
         "| model | " + " | ".join(LABELS[p] for p in peers) + " |",
         "|---|" + "---:|" * len(peers),
@@ -528,7 +543,7 @@ def markdown(results: list[ModelResult], args, command: str, started: datetime.d
             if not r.ok:
                 cells.append("failed")
                 continue
-            ratio = f" ({r.median / best.median:.2f})" if best else ""
+            ratio = f" ({r.ratio(best):.2f})" if best else ""
             flag = "" if _agrees(r, args.atol) else " (outputs differ)"
             cells.append(f"{_fmt_ms(r.median)}{ratio}{flag}")
         head.append(f"| {m.spec.label} | " + " | ".join(cells) + " |")
@@ -554,7 +569,7 @@ def markdown(results: list[ModelResult], args, command: str, started: datetime.d
                 err = f"{r.max_err:.1e}" + ("" if _agrees(r, args.atol) else f" (over {args.atol:g})")
             notes = "; ".join(r.notes)
             if r.ok:
-                ratio = f"{r.median / best.median:.2f}" if best else "-"
+                ratio = f"{r.ratio(best):.2f}" if best else "-"
                 spread = f"{_fmt_ms(r.quantile(0.1))}-{_fmt_ms(r.quantile(0.9))}"
                 body.append(f"| {LABELS[r.peer]} | {_fmt_ms(r.median)} | {spread} | {ratio} | {err} | "
                             f"{setup} | {_cell(notes)} |")
@@ -590,7 +605,7 @@ def chart(results: list[ModelResult], args, path: pathlib.Path) -> str | None:
                 ax.text(x, 0.02, "failed" if r is not None and not r.ok else "n/a", rotation=90,
                         ha="center", va="bottom", fontsize=7, color=colors[j % len(colors)])
                 continue
-            ratio = r.median / best.median
+            ratio = r.ratio(best)
             top = max(top, ratio)
             # hatched: outputs differ from PyTorch eager beyond --atol
             ax.bar(x, ratio, width, color=colors[j % len(colors)], label=LABELS[peer],
@@ -598,7 +613,7 @@ def chart(results: list[ModelResult], args, path: pathlib.Path) -> str | None:
             ax.text(x, ratio, f"{_fmt_ms(r.median)}", rotation=90, ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(results)), [m.spec.label.replace(" (", "\n(") for m in results], fontsize=8)
-    ax.set_ylabel("median latency / best peer's (lower is faster)")
+    ax.set_ylabel("latency / best peer's, paired by round (lower is faster)")
     ax.set_ylim(0, top * 1.25)
     ax.set_title(f"batch 1, fp32, {args.threads} threads, median of {args.runs} (labels: ms)", fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
@@ -660,8 +675,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              f"compares with 'pytorch', or with 'onnxruntime' without it")
     parser.add_argument("--runs", type=_positive, default=30, help="timed calls per peer (default 30)")
     parser.add_argument("--warmup", type=_positive, default=5, help="warm-up calls per peer (default 5)")
-    parser.add_argument("--rounds", type=_positive, default=3,
-                        help="split the timed calls over this many rounds through the peers (default 3)")
+    parser.add_argument("--rounds", type=_positive, default=10,
+                        help="split the timed calls over this many rounds through the peers (default 10)")
     parser.add_argument("--threads", type=_positive, default=2, help="threads for every peer (default 2)")
     parser.add_argument("--atol", type=float, default=1e-3,
                         help="max abs error against PyTorch eager that counts as agreeing (default 1e-3)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 
 import pytest
 
@@ -96,6 +97,28 @@ def test_table_ratios_failures_and_disagreement():
     assert rows["torch.compile"][4] == "5.0e-01 (over 0.001)"
     summary = _section(text, "Summary")[0]
     assert summary[1:] == ["1.000 (0.50)", "2.000 (1.00)", "failed", "4.000 (2.00)", "1.500 (0.75) (outputs differ)"]
+
+
+def test_ratios_are_paired_by_round():
+    """The machine slows down 2x halfway: the peers that ran in the slow rounds are not
+    charged for it; a ratio is the median over the rounds of the two peers' ratio."""
+    R = bench.PeerResult
+    ours = R("fuseformer", rounds=[[1.0, 1.0], [1.0, 1.1], [2.0, 2.0], [2.0, 2.1], [2.0, 2.0]])
+    ours.times_ms = [t for r in ours.rounds for t in r]
+    ort = R("onnxruntime", rounds=[[1.2, 1.2], [1.25, 1.25], [2.4, 2.4], [2.5, 2.4], [2.4, 2.4]])
+    ort.times_ms = [t for r in ort.rounds for t in r]
+    # ratio of the overall medians: 2.0 / 2.4 = 0.83; per round: 0.83, 0.84, 0.83, 0.84, 0.83
+    assert ours.ratio(ort) == pytest.approx(statistics.median([1.0 / 1.2, 1.05 / 1.25, 2.0 / 2.4,
+                                                               2.05 / 2.45, 2.0 / 2.4]))
+    assert ort.ratio(ort) == 1.0
+    # the machine slowed down in round 3, between their turn and ours: the ratio of the
+    # medians says 2.0 / 1.2 = 1.67, the paired ratio 0.83 (round 3's 1.67 is one of five)
+    late = R("fuseformer", rounds=[[1.0], [1.0], [2.0], [2.0], [2.0]], times_ms=[1.0, 1.0, 2.0, 2.0, 2.0])
+    early = R("onnxruntime", rounds=[[1.2], [1.2], [1.2], [2.4], [2.4]], times_ms=[1.2, 1.2, 1.2, 2.4, 2.4])
+    assert late.median / early.median == pytest.approx(2.0 / 1.2)
+    assert late.ratio(early) == pytest.approx(1.0 / 1.2)
+    # without rounds (a result built by hand) it is the ratio of the medians
+    assert R("a", [1.0, 3.0]).ratio(R("b", [4.0])) == 0.5
 
 
 def test_bad_arguments_are_usage_errors(capsys):
