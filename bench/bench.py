@@ -117,8 +117,13 @@ class ModelResult:
         return next((r for r in self.peers if r.peer == peer), None)
 
     def best_peer(self, atol: float) -> PeerResult | None:
-        """The fastest peer other than fuseformer whose outputs agree: what fuseformer is held to."""
+        """The fastest peer other than fuseformer whose outputs agree: what fuseformer is held
+        to. Fastest against fuseformer, paired by round (the one fuseformer's ratio is highest
+        to), or by median when fuseformer has no times."""
         rivals = [r for r in self.peers if r.peer != "fuseformer" and r.ok and _agrees(r, atol)]
+        ours = self.result("fuseformer")
+        if ours is not None and ours.ok:
+            return min(rivals, key=lambda r: r.ratio(ours), default=None)
         return min(rivals, key=lambda r: r.median, default=None)
 
 

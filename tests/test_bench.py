@@ -119,6 +119,18 @@ def test_ratios_are_paired_by_round():
     assert late.ratio(early) == pytest.approx(1.0 / 1.2)
     # without rounds (a result built by hand) it is the ratio of the medians
     assert R("a", [1.0, 3.0]).ratio(R("b", [4.0])) == 0.5
+    # the best peer is the one fuseformer compares worst against, paired: onnxruntime's
+    # median is the lower (1.2 against 2.2), torch.compile's paired ratio (1.1 against 1.2)
+    def peer(name, times):
+        return R(name, list(times), max_err=0.0, rounds=[[t] for t in times])
+
+    result = bench.ModelResult(models.MODELS["tiny-vit"], [
+        peer("fuseformer", [2.0, 1.0, 1.0, 2.0, 1.0]),
+        peer("onnxruntime", [1.2, 1.2, 1.1, 2.4, 2.4]),
+        peer("torch.compile", [2.2, 2.2, 2.4, 2.2, 1.1]),
+    ])
+    assert result.best_peer(1e-3).peer == "torch.compile"
+    assert result.result("fuseformer").ratio(result.best_peer(1e-3)) == pytest.approx(1 / 1.1)
 
 
 def test_bad_arguments_are_usage_errors(capsys):
