@@ -17,7 +17,8 @@ GPT-2 s128, ViT-S/16 224, a tiny ViT; batch 1, fp32, seeded random weights):
 
 Every peer runs at --threads (torch.set_num_threads, intra_op_num_threads, the artifact's
 threads). Timing: warm-up calls, then --runs timed calls split over --rounds rounds that
-visit the peers in turn, each round re-warming a peer with two untimed calls; the median is
+visit the peers in turn, each round re-warming a peer with untimed calls (two, and at least
+50 ms, so that the previous peer's threads have stopped spinning); the median is
 reported. A ratio between two peers is paired: the median, over the rounds, of the ratio of
 their medians within the round, so that the machine's speed drifting between rounds (by up
 to 1.5x on a shared 2-core machine) cancels instead of landing on whoever ran then. Outputs are checked
@@ -70,8 +71,13 @@ LABELS = {
 REFERENCE = "pytorch"
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 EXIT_OK, EXIT_USAGE, EXIT_MISMATCH = 0, 2, 3
-# untimed calls that re-warm a peer at the start of each round (its threads and caches)
+# untimed calls that re-warm a peer at the start of each round (its threads and caches):
+# the tiny ViT's first call after another peer's turn measured 1.25-1.3x its next ones.
+# At least REWARM_S seconds of them, too: the previous peer may leave its threads spinning
+# for a few ms (OpenMP's and onnxruntime's pools spin before they sleep), on 2 cores
+# taking the CPU from whoever runs next
 REWARM = 2
+REWARM_S = 0.05
 # above this share of the CPU taken by other processes, the report warns that it measured contention
 BUSY = 0.05
 
@@ -392,8 +398,11 @@ def _time_peers(runners, results, args, spec, progress) -> None:
             progress(f"{spec.name}: round {k + 1}/{rounds}, {n} timed calls per peer")
             for peer, run in list(runners.items()):
                 try:
-                    for _ in range(REWARM):
+                    warm_until = time.perf_counter() + REWARM_S
+                    calls = 0
+                    while calls < REWARM or time.perf_counter() < warm_until:
                         run()
+                        calls += 1
                     times = results[peer].times_ms
                     this_round: list[float] = []
                     for _ in range(n):
