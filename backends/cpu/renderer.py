@@ -20,6 +20,7 @@ from .metadata import render_metadata
 from .profiling import exports as profile_exports
 from .profiling import kernel_kind, prelude as profile_prelude, timed
 from .program import Program
+from .regions import Region
 from .source import Source, comment_text
 from .symexpr import Expr
 
@@ -237,16 +238,16 @@ def _render_run(src: Source, prog: Program, names: dict[int, str],
             _declare(src, prog, v, names)
             declared.add(id(v))
         regions = {r.first: r for r in prog.regions}
-        i = 0
-        while i < len(prog.steps):
-            if i in regions:
-                i = _render_region(src, prog, regions[i], names, symbols, declared, profile) + 1
+        region_end = -1  # the last step of the region just written
+        for i, step in enumerate(prog.steps):
+            if i <= region_end:
                 continue
-            step = prog.steps[i]
-            i += 1
+            if i in regions:
+                region_end = _render_region(src, prog, regions[i], names, symbols, declared, profile)
+                continue
             node, lowered = step.node, step.lowered
-            fills = prog.fills.get(i - 1, [])
-            if not prog.run[i - 1] and not fills:
+            fills = prog.fills.get(i, [])
+            if not prog.run[i] and not fills:
                 continue
             src.line("")
             src.comment(f"{node.op.value} {node.name}")
@@ -255,13 +256,13 @@ def _render_run(src: Source, prog: Program, names: dict[int, str],
                 if id(v) in prog.storage and id(v) not in declared:
                     _declare(src, prog, v, names)
                     declared.add(id(v))
-            if prog.run[i - 1]:
+            if prog.run[i]:
                 code = None
                 if lowered.status is not None:
                     code = len(status)
                     status[code] = f"node {node.describe()}: {lowered.status}"
                 body = Source()
-                lowered.emit(NodeEmitter(body, names, symbols, code, prog.scratch.get(i - 1), profile))
+                lowered.emit(NodeEmitter(body, names, symbols, code, prog.scratch.get(i), profile))
                 if not body.empty:
                     with src.block():
                         src.extend(body)
@@ -283,7 +284,7 @@ def _render_run(src: Source, prog: Program, names: dict[int, str],
     return status
 
 
-def _render_region(src: Source, prog: Program, region, names: dict[int, str], symbols: dict[str, str],
+def _render_region(src: Source, prog: Program, region: Region, names: dict[int, str], symbols: dict[str, str],
                    declared: set[int], profile: bool) -> int:
     """One row region (regions.py): its buffers declared, then one parallel_rows whose body
     runs every member's row form on the thread's rows. Returns the region's last step."""

@@ -130,8 +130,7 @@ struct VBlock {
 // so no load reaches past a row's end.
 inline bool v_in_place(int64_t dv) { return dv % kVec == 0; }
 
-// o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), p rows `ns` and
-// o rows `ostride` apart.
+// V's block packed as VBlock describes, for a head that is not whole vectors
 inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride, float* __restrict vp) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
     for (int64_t p = 0; p < panels; ++p) {
@@ -144,6 +143,8 @@ inline void attn_pack_v(int64_t nk, int64_t dv, const float* v, int64_t vstride,
     }
 }
 
+// o[r, :] (+)= sum_j p[r, j] v[j, :] (accumulate: add to o, else overwrite), p rows `ns` and
+// o rows `ostride` apart.
 inline void attn_values(int64_t nq, int64_t nk, int64_t dv, const float* pm, int64_t ns, bool accumulate,
                         float* o, int64_t ostride, VBlock vb) {
     const int64_t panels = (dv + kPanel - 1) / kPanel;
